@@ -1,0 +1,79 @@
+"""The inner loop: one policy-gradient step per task, for all M tasks at once (MAML and Meta-SGD).
+
+The initial parameters are expanded to ``[M, ...]``; the per-task losses are summed and a single
+``torch.autograd.grad`` returns every task's own gradient, because the tasks do not interact. With
+``create_graph=True`` the step stays differentiable (second-order meta-gradient); ``first_order`` detaches the
+gradient so the meta-gradient drops exactly the second-order term.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from meta_rl.episodes import Episodes
+from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_log_prob, is_task_batched
+
+StepSize = float | Params
+
+
+def masked_task_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``[M, T, N]`` values over each task's valid steps: ``[M]``."""
+    return (values * mask).sum(dim=(1, 2)) / mask.sum(dim=(1, 2)).clamp_min(1.0)
+
+
+def inner_loss(policy: GaussianMLPPolicy, params: Params, episodes: Episodes) -> Tensor:
+    """REINFORCE loss with advantages, one value per task ``[M]``: ``-mean(log pi(a|s) * A)`` over valid steps."""
+    if episodes.advantages is None:
+        raise ValueError("episodes have no advantages yet; call baseline.compute_advantages first")
+    mean, log_std = policy.forward(episodes.task_major("observations"), params)
+    log_probs = gaussian_log_prob(episodes.task_major("actions"), mean, log_std)
+    return masked_task_mean(-log_probs * episodes.task_major("advantages"), episodes.task_major("mask"))
+
+
+def expand_to_tasks(params: Params, num_tasks: int) -> Params:
+    """Give shared parameters a leading task dimension (a view: gradients flow back to the shared tensor)."""
+    if is_task_batched(params):
+        return params
+    return {k: v.expand(num_tasks, *v.shape) for k, v in params.items()}
+
+
+def adapt(
+    policy: GaussianMLPPolicy,
+    params: Params,
+    episodes: Episodes,
+    step_size: StepSize,
+    first_order: bool = False,
+) -> Params:
+    """One inner step for every task: ``theta_m' = theta - step_size * grad L_m(theta)``.
+
+    :param params: shared ``[...]`` or task-batched ``[M, ...]`` parameters.
+    :param episodes: the support episodes, with advantages.
+    :param step_size: a scalar (MAML) or a dict of per-element step sizes shaped like the shared parameters
+        (Meta-SGD).
+    :param first_order: treat the inner gradient as a constant in the meta-gradient.
+    :return: task-batched adapted parameters ``[M, ...]``; differentiable w.r.t. ``params`` and Meta-SGD's step
+        sizes whenever those require gradients.
+    """
+    batched = expand_to_tasks(params, episodes.num_tasks)
+    step_needs_grad = isinstance(step_size, dict) and any(v.requires_grad for v in step_size.values())
+    meta_grad = any(v.requires_grad for v in batched.values()) or step_needs_grad
+    create_graph = meta_grad and not first_order
+    with torch.enable_grad():
+        leaves = batched
+        if not any(v.requires_grad for v in batched.values()):
+            leaves = {k: v.detach().clone().requires_grad_(True) for k, v in batched.items()}
+        loss = inner_loss(policy, leaves, episodes).sum()
+        grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=create_graph)
+    adapted = {}
+    for (name, value), grad in zip(batched.items(), grads, strict=True):
+        if not create_graph:
+            grad = grad.detach()
+        rate = step_size[name] if isinstance(step_size, dict) else step_size
+        adapted[name] = value - rate * grad
+    return adapted
+
+
+def init_step_sizes(policy: GaussianMLPPolicy, value: float, device: torch.device | str = "cpu") -> Params:
+    """Meta-SGD's per-parameter step sizes, all equal to ``value`` initially."""
+    return {name: torch.full(shape, value, device=device) for name, shape in policy.shapes.items()}

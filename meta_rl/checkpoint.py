@@ -1,0 +1,90 @@
+"""Checkpoints: one file with everything needed to resume, written atomically, loaded without running code.
+
+The file is a ``torch.save`` of tensors and plain data (dicts, lists, numbers, strings) and is read back with
+``torch.load(weights_only=True)``, which refuses anything else: loading a checkpoint never executes code.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "meta_rl.checkpoint"
+VERSION = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, from another version, or does not match what it is loaded into."""
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file from a file path or a run directory (its latest checkpoint)."""
+    path = Path(path)
+    if path.is_dir():
+        candidate = path / CHECKPOINT_NAME
+        if not candidate.is_file():
+            raise CheckpointError(f"run directory {str(path)!r} has no {CHECKPOINT_NAME}; has it saved one yet?")
+        return candidate
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {str(path)!r}: expected a run directory or a {CHECKPOINT_NAME} file")
+    return path
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state`` to ``path`` atomically (temporary file in the same directory, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, **state}
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint (file or run directory) with weights-only unpickling and check its format."""
+    path = resolve_checkpoint(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for truncated/corrupt/unsafe files
+        raise CheckpointError(
+            f"cannot read checkpoint {str(path)!r}: the file is corrupt or not a meta_rl checkpoint ({error})"
+        ) from error
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a meta_rl checkpoint (no {FORMAT!r} format marker)")
+    if state.get("version") != VERSION:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has format version {state.get('version')!r}; this meta_rl reads {VERSION}"
+        )
+    missing = [key for key in ("config", "iteration", "learner", "rng") if key not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {str(path)!r} is incomplete: missing {', '.join(missing)}")
+    return state
+
+
+def check_params_match(
+    saved: dict[str, torch.Tensor], expected_shapes: dict[str, tuple[int, ...]], what: str
+) -> None:
+    """Raise :class:`CheckpointError` unless ``saved`` has exactly the expected names and shapes."""
+    if set(saved) != set(expected_shapes):
+        raise CheckpointError(
+            f"{what}: checkpoint has tensors {sorted(saved)}, the policy expects {sorted(expected_shapes)}"
+        )
+    for name, shape in expected_shapes.items():
+        if tuple(saved[name].shape) != tuple(shape):
+            raise CheckpointError(
+                f"{what}: tensor {name!r} has shape {tuple(saved[name].shape)} in the checkpoint, "
+                f"the policy expects {tuple(shape)}"
+            )

@@ -1,0 +1,115 @@
+"""The ``meta-rl`` command: train, list presets, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from meta_rl.checkpoint import CheckpointError
+from meta_rl.config import ConfigError, apply_override, list_presets, load_config
+from meta_rl.meta_learner import NonFiniteError
+
+
+def _default_run_dir(source: str, seed: int) -> Path:
+    name = Path(source).stem if source.endswith((".yaml", ".yml")) else source
+    return Path("runs") / f"{name}-seed{seed}"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train from a preset or YAML file, or resume a run directory."""
+    from meta_rl.trainer import Trainer
+
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    if args.resume:
+        run_dir = Path(args.run_dir) if args.run_dir else Path(args.config)
+        raw: dict = {}
+        for override in overrides:
+            apply_override(raw, override)
+        trainer = Trainer.resume(run_dir, raw)
+        print(f"Resuming {run_dir} at iteration {trainer.iteration} of {trainer.config.iterations}")
+    else:
+        config = load_config(args.config, overrides)
+        run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.config, config.seed)
+        if (run_dir / "checkpoint.pt").exists():
+            raise ConfigError(
+                f"--run-dir {str(run_dir)!r} already holds a checkpoint; pass --resume to continue it, "
+                "or choose another --run-dir"
+            )
+        trainer = Trainer(config, run_dir)
+        print(f"Training {args.config} -> {run_dir} (tensorboard --logdir {run_dir.parent})")
+    try:
+        history = trainer.train(progress=not args.no_progress)
+    finally:
+        trainer.close()
+    if history:
+        last = history[-1]
+        steps = sorted(last)
+        print("Final iteration: " + ", ".join(f"{k} = {last[k]:.2f}" for k in steps))
+    print(f"Checkpoint: {trainer.checkpoint_path}")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    """List the shipped presets."""
+    for name, description in list_presets().items():
+        print(f"{name:28s} {description}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Adaptation curve of a trained checkpoint on held-out tasks."""
+    from meta_rl.evaluation import evaluate, format_table, write_json
+
+    result = evaluate(args.checkpoint, num_tasks=args.tasks, grad_steps=args.grad_steps,
+                      episodes=args.episodes, seed=args.seed, progress=not args.no_progress)
+    print(format_table(result))
+    if args.json:
+        write_json(result, args.json)
+        print(f"Wrote {args.json}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (shared by ``scripts/``)."""
+    parser = argparse.ArgumentParser(prog="meta-rl", description="Meta-reinforcement learning: MAML and Meta-SGD.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="meta-train a policy")
+    train.add_argument("config", help="preset name (see `meta-rl presets`), a .yaml file, or with --resume a run dir")
+    train.add_argument("overrides", nargs="*", metavar="key=value", help="override a config field, e.g. iterations=50")
+    train.add_argument("--run-dir", help="where logs and checkpoints go (default runs/PRESET-seedN)")
+    train.add_argument("--seed", type=int, help="shorthand for seed=N")
+    train.add_argument("--resume", action="store_true", help="continue the run in --run-dir (or CONFIG as a run dir)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    presets = sub.add_parser("presets", help="list the shipped presets")
+    presets.set_defaults(func=cmd_presets)
+
+    evaluate = sub.add_parser("evaluate", help="returns after 0..k inner steps on held-out tasks")
+    evaluate.add_argument("checkpoint", help="a run directory (its latest checkpoint) or a checkpoint file")
+    evaluate.add_argument("--tasks", type=int, default=40, help="held-out tasks (default 40)")
+    evaluate.add_argument("--grad-steps", type=int, default=3, help="inner steps (default 3)")
+    evaluate.add_argument("--episodes", type=int, default=20, help="episodes per task per step (default 20)")
+    evaluate.add_argument("--seed", type=int, default=1_000_003, help="held-out task seed (separate from training)")
+    evaluate.add_argument("--json", help="also write the results as JSON to this file")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluate.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``meta-rl`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, CheckpointError, NonFiniteError) as error:
+        print(f"meta-rl: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""Run configuration: dataclasses with strict validation, loaded from YAML presets or files plus overrides.
+
+Every field has a docstring (the ``help`` metadata) because the README's field table and ``meta-rl presets``
+are generated from the same place. A wrong key or value is a :class:`ConfigError` that names the key, the
+value and what is allowed, raised before anything runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is not allowed; the message says which and what is."""
+
+
+def _field(default: Any, help: str, **kwargs: Any) -> Any:
+    """A dataclass field with its user-facing description."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kwargs})
+    if dataclasses.is_dataclass(default):
+        return field(default_factory=type(default), metadata={"help": help, **kwargs})
+    return field(default=default, metadata={"help": help, **kwargs})
+
+
+@dataclass
+class EnvConfig:
+    """Which task family to train on."""
+
+    id: str = _field("meta_rl/Navigation2D-v0", "Gymnasium id of the task family (`meta-rl presets` lists them).")
+    kwargs: dict[str, Any] = _field({}, "Keyword arguments for the environment, e.g. {goal_low: -0.5}.")
+
+
+@dataclass
+class PolicyConfig:
+    """The Gaussian MLP policy."""
+
+    hidden_sizes: list[int] = _field([64, 64], "Hidden layer widths.", positive=True)
+    activation: Literal["tanh", "relu"] = _field("tanh", "Hidden nonlinearity.")
+    init_std: float = _field(1.0, "Initial standard deviation of the (state-independent) Gaussian.", positive=True)
+
+
+@dataclass
+class InnerConfig:
+    """The inner loop: how a policy adapts to one task."""
+
+    algorithm: Literal["maml", "metasgd"] = _field(
+        "maml", "maml: one scalar step size; metasgd: a meta-learned step size per parameter element."
+    )
+    step_size: float = _field(0.1, "MAML's step size, or the initial value of Meta-SGD's step sizes.", positive=True)
+    num_steps: int = _field(1, "Inner policy-gradient steps, each on fresh support episodes.", positive=True)
+    first_order: bool = _field(False, "Drop the second-order term of the meta-gradient (first-order MAML).")
+
+
+@dataclass
+class OuterConfig:
+    """The outer loop: how the initial parameters (and Meta-SGD's step sizes) are updated."""
+
+    optimizer: Literal["trpo", "adam", "sgd"] = _field(
+        "trpo", "trpo: conjugate gradient on the KL plus line search; adam/sgd: a torch optimizer step."
+    )
+    max_kl: float = _field(0.01, "TRPO trust region: largest mean KL between old and new adapted policies.",
+                           positive=True)
+    cg_iters: int = _field(10, "TRPO conjugate-gradient iterations.", positive=True)
+    cg_damping: float = _field(1e-5, "TRPO damping added to the Fisher-vector product.", nonnegative=True)
+    line_search_steps: int = _field(15, "TRPO backtracking line-search steps.", positive=True)
+    line_search_backtrack_ratio: float = _field(0.8, "TRPO line-search shrink factor, in (0, 1).", unit_open=True)
+    lr: float = _field(0.01, "Learning rate of the adam/sgd meta-optimizer.", positive=True)
+
+
+@dataclass
+class Config:
+    """A whole training run."""
+
+    env: EnvConfig = _field(EnvConfig(), "The task family.")
+    policy: PolicyConfig = _field(PolicyConfig(), "The policy network.")
+    inner: InnerConfig = _field(InnerConfig(), "The inner (adaptation) loop.")
+    outer: OuterConfig = _field(OuterConfig(), "The outer (meta) update.")
+    iterations: int = _field(500, "Meta-iterations to train for.", positive=True)
+    meta_batch_size: int = _field(20, "Tasks per meta-iteration (M).", positive=True)
+    episodes_per_task: int = _field(20, "Episodes per task for each support and query batch (N).", positive=True)
+    horizon: int = _field(100, "Steps per episode (H); episodes that end earlier are masked.", positive=True)
+    gamma: float = _field(0.99, "Discount factor, in (0, 1].", unit_closed=True)
+    gae_lambda: float = _field(1.0, "GAE lambda, in [0, 1].", unit_interval=True)
+    normalize_advantages: bool = _field(True, "Normalise advantages per task (zero mean, unit std).")
+    seed: int = _field(0, "Seeds tasks, environment resets, policy noise and initialisation.", nonnegative=True)
+    device: str = _field("auto", "Where updates run: auto (CUDA when present), cpu, cuda or cuda:N.")
+    checkpoint_every: int = _field(25, "Write the checkpoint every K iterations (and at the end).", positive=True)
+    torch_threads: int = _field(0, "torch intra-op threads; 0 keeps torch's default.", nonnegative=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (JSON/YAML-serialisable)."""
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        """The config as YAML, loadable by :func:`load_config`."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+PRESET_PACKAGE = "meta_rl.presets"
+
+
+def list_presets() -> dict[str, str]:
+    """Preset name -> its one-line description (the YAML's first comment line)."""
+    presets = {}
+    for entry in sorted(resources.files(PRESET_PACKAGE).iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            first = entry.read_text().splitlines()[0] if entry.read_text() else ""
+            presets[entry.name[: -len(".yaml")]] = first.lstrip("# ").strip()
+    return presets
+
+
+def _read_source(source: str | Path) -> dict[str, Any]:
+    """Raw dict from a preset name or a YAML path."""
+    path = Path(source)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file {str(source)!r} does not exist")
+        text = path.read_text()
+    else:
+        presets = list_presets()
+        if str(source) not in presets:
+            raise ConfigError(
+                f"unknown preset {str(source)!r}; allowed: {', '.join(presets)} (or a path to a .yaml file)"
+            )
+        text = resources.files(PRESET_PACKAGE).joinpath(f"{source}.yaml").read_text()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config {str(source)!r} is not valid YAML: {error}") from error
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {str(source)!r} must be a mapping of keys to values, got {type(raw).__name__}")
+    return raw
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Apply one ``dotted.key=value`` override (the value parsed as YAML) to a raw config dict."""
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} must look like key=value, e.g. outer.max_kl=0.02")
+    key, _, text = override.partition("=")
+    key = key.strip()
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {override!r}: value {text!r} is not valid YAML") from error
+    parts = key.split(".")
+    node = raw
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {override!r}: {'.'.join(parts[: depth + 1])} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    if origin in (list, dict):
+        return str(annotation).replace("typing.", "")
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _coerce(path: str, value: Any, annotation: Any, meta: dict[str, Any]) -> Any:
+    """Check ``value`` against the field's type and bounds; return it (ints promoted to float where asked)."""
+    origin = typing.get_origin(annotation)
+    bad = ConfigError(f"{path}: {value!r} is not allowed; expected {_type_name(annotation)}")
+    if origin is Literal:
+        if value not in typing.get_args(annotation):
+            raise bad
+        return value
+    if origin is list:
+        (item_type,) = typing.get_args(annotation)
+        if not isinstance(value, list):
+            raise bad
+        return [_coerce(f"{path}[{i}]", item, item_type, meta) for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise bad
+        return dict(value)
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unsupported annotation {annotation}")  # keep config types simple
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+    elif annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{path}: {value!r} is not allowed; expected a finite number")
+    elif annotation is str:
+        if not isinstance(value, str):
+            raise bad
+    if meta.get("positive") and not value > 0:
+        raise ConfigError(f"{path}: {value!r} is not allowed; expected a value > 0")
+    if meta.get("nonnegative") and not value >= 0:
+        raise ConfigError(f"{path}: {value!r} is not allowed; expected a value >= 0")
+    if meta.get("unit_open") and not 0 < value < 1:
+        raise ConfigError(f"{path}: {value!r} is not allowed; expected a value in (0, 1)")
+    if meta.get("unit_closed") and not 0 < value <= 1:
+        raise ConfigError(f"{path}: {value!r} is not allowed; expected a value in (0, 1]")
+    if meta.get("unit_interval") and not 0 <= value <= 1:
+        raise ConfigError(f"{path}: {value!r} is not allowed; expected a value in [0, 1]")
+    return value
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
+    """Instantiate dataclass ``cls`` from ``raw``, rejecting unknown keys and bad values."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [key for key in raw if key not in fields]
+    if unknown:
+        where = f"in section {prefix.rstrip('.')!r}" if prefix else "at the top level"
+        raise ConfigError(f"unknown config key {prefix + str(unknown[0])!r} {where}; allowed: {', '.join(fields)}")
+    values = {}
+    for name, value in raw.items():
+        annotation = hints[name]
+        path = prefix + name
+        if dataclasses.is_dataclass(annotation):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: {value!r} is not allowed; expected a section with keys "
+                                  f"{', '.join(f.name for f in dataclasses.fields(annotation))}")
+            values[name] = _build(annotation, value, path + ".")
+        else:
+            values[name] = _coerce(path, value, annotation, dict(fields[name].metadata))
+    return cls(**values)
+
+
+def _check_semantics(config: Config) -> None:
+    """Checks that need more than one field or outside knowledge (the Gymnasium registry, torch devices)."""
+    import gymnasium
+
+    import meta_rl_envs  # noqa: F401  (registers the task families)
+
+    if config.env.id not in gymnasium.envs.registry:
+        known = sorted(i for i in gymnasium.envs.registry if i.startswith("meta_rl/"))
+        raise ConfigError(f"env.id: unknown environment id {config.env.id!r}; registered task families: "
+                          f"{', '.join(known)}")
+    device = config.device
+    if not (device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ConfigError(f"device: {device!r} is not allowed; expected auto, cpu, cuda or cuda:N")
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Build and validate a :class:`Config` from a (possibly partial) nested dict."""
+    config = _build(Config, raw, "")
+    _check_semantics(config)
+    return config
+
+
+def load_config(source: str | Path, overrides: list[str] | None = None) -> Config:
+    """Load a preset name or YAML file, apply ``key=value`` overrides, and validate everything."""
+    raw = _read_source(source)
+    for override in overrides or []:
+        apply_override(raw, override)
+    return config_from_dict(raw)
+
+
+def field_docs(cls: type = Config, prefix: str = "") -> list[tuple[str, str, Any]]:
+    """(dotted key, description, default) for every leaf field, for documentation."""
+    rows = []
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        value = getattr(defaults, f.name)
+        if dataclasses.is_dataclass(value):
+            rows.extend(field_docs(type(value), prefix + f.name + "."))
+        else:
+            rows.append((prefix + f.name, f.metadata["help"], value))
+    return rows

@@ -1,0 +1,53 @@
+"""A batch of episodes for M tasks x N episodes, time-major, with a validity mask."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Episodes:
+    """Episodes of M tasks x N episodes of up to T steps; steps after an episode ended have ``mask == 0``.
+
+    All tensors are time-major: ``[T, M, N, ...]``.
+    """
+
+    observations: Tensor  # [T, M, N, obs_dim]
+    actions: Tensor  # [T, M, N, action_dim]
+    rewards: Tensor  # [T, M, N], zero where masked
+    mask: Tensor  # [T, M, N], 1.0 for steps that belong to an episode
+    log_probs: Tensor  # [T, M, N], log-density of the action under the behaviour policy
+    advantages: Tensor | None = None  # [T, M, N], filled by baseline.compute_advantages
+    _task_major: dict[str, Tensor] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def num_tasks(self) -> int:
+        """M."""
+        return self.rewards.shape[1]
+
+    @property
+    def num_steps(self) -> int:
+        """Valid environment steps in the batch."""
+        return int(self.mask.sum().item())
+
+    def episode_returns(self) -> Tensor:
+        """Undiscounted return of each episode, ``[M, N]``."""
+        return self.rewards.sum(0)
+
+    def mean_return(self) -> float:
+        """Mean undiscounted return over all episodes."""
+        return float(self.episode_returns().mean().item())
+
+    def to(self, device: torch.device | str) -> Episodes:
+        """A copy with every tensor on ``device`` (one copy per phase, not per step)."""
+        tensors = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_task_major"}
+        return Episodes(**{k: (v.to(device) if v is not None else None) for k, v in tensors.items()})
+
+    def task_major(self, name: str) -> Tensor:
+        """Field ``name`` as ``[M, T, N, ...]`` (contiguous, cached) for the task-batched policy forward."""
+        if name not in self._task_major:
+            self._task_major[name] = getattr(self, name).transpose(0, 1).contiguous()
+        return self._task_major[name]

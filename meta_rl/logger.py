@@ -1,0 +1,67 @@
+"""TensorBoard logging with stable, documented tags (dashboards depend on them: change with care)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+
+# tag -> meaning. The README's table is this dict.
+TAGS: dict[str, str] = {
+    "returns/step_0": "Mean undiscounted episode return of the meta-policy before adaptation (support episodes).",
+    "returns/step_K": "Mean return after K inner steps (K = 1..inner.num_steps; the last is the query batch).",
+    "losses/surrogate_before": "Outer surrogate loss before the meta-update.",
+    "losses/surrogate_after": "Outer surrogate loss after the meta-update (equal to before if TRPO rejected).",
+    "losses/kl": "Mean KL between the adapted policies before and after the meta-update.",
+    "losses/grad_norm": "Norm of the meta-gradient.",
+    "trpo/accepted": "1 if the line search accepted a step, else 0 (TRPO only).",
+    "trpo/backtracks": "Line-search backtracking steps taken (line_search_steps when rejected; TRPO only).",
+    "trpo/step_fraction": "Fraction of the full trust-region step taken (0 when rejected; TRPO only).",
+    "policy/std": "Mean standard deviation of the meta-policy's Gaussian.",
+    "metasgd/step_size_mean": "Mean of Meta-SGD's per-parameter step sizes (Meta-SGD only).",
+    "metasgd/step_size_abs_mean": "Mean absolute Meta-SGD step size (Meta-SGD only).",
+    "metasgd/step_size_min": "Smallest Meta-SGD step size (Meta-SGD only).",
+    "metasgd/step_size_max": "Largest Meta-SGD step size (Meta-SGD only).",
+    "perf/env_steps_per_second": "Environment steps per second of sampling (valid steps only).",
+    "time/sampling": "Seconds per iteration collecting episodes and computing advantages.",
+    "time/adaptation": "Seconds per iteration computing adapted parameters for the query rollouts.",
+    "time/outer_update": "Seconds per iteration in the meta-update.",
+    "time/iteration": "Seconds per meta-iteration in all.",
+}
+
+
+class Logger:
+    """Writes one iteration's statistics to TensorBoard under the tags in :data:`TAGS`."""
+
+    def __init__(self, log_dir: str, purge_step: int | None = None) -> None:
+        self.writer = SummaryWriter(log_dir=log_dir, purge_step=purge_step)
+
+    def log_config(self, config: dict[str, Any], text: str) -> None:
+        """The run's config as text and as TensorBoard hparams."""
+        self.writer.add_text("config", "```yaml\n" + text + "\n```", global_step=0)
+        flat = _flatten(config)
+        hparam_dict = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in flat.items()}
+        experiment, session_start, session_end = hparams(hparam_dict, {"returns/step_1": 0.0})
+        for summary in (experiment, session_start, session_end):
+            self.writer.file_writer.add_summary(summary)
+
+    def log_iteration(self, iteration: int, stats: dict[str, float]) -> None:
+        """Every statistic whose key is a documented tag (``returns/step_K`` included)."""
+        for tag, value in stats.items():
+            self.writer.add_scalar(tag, value, global_step=iteration)
+
+    def close(self) -> None:
+        """Flush and close the event file."""
+        self.writer.flush()
+        self.writer.close()
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out

@@ -1,0 +1,231 @@
+"""The outer loop: the meta-objective and its optimisation (TRPO-style or a torch optimizer).
+
+The meta-parameters are the policy's initial parameters and, for Meta-SGD, the per-parameter step sizes. The
+meta-objective is the PPO/TRPO surrogate of the query episodes under the adapted policies, differentiated
+through the inner step(s).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from meta_rl.adaptation import StepSize, adapt, init_step_sizes, masked_task_mean
+from meta_rl.config import InnerConfig, OuterConfig
+from meta_rl.episodes import Episodes
+from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_kl, gaussian_log_prob
+from meta_rl.trpo import conjugate_gradient, flatten, trust_region_step, unflatten
+
+STEP_SIZE_PREFIX = "step_size/"
+
+
+class NonFiniteError(FloatingPointError):
+    """A loss, gradient or parameter became NaN or infinite; the message says where."""
+
+
+@dataclass
+class SurrogateResult:
+    """The meta-objective at some meta-parameters."""
+
+    loss: Tensor  # scalar: mean over tasks of -mean(ratio * advantage)
+    kl: Tensor  # scalar: mean over tasks of KL(old adapted policy || adapted policy)
+    old_mean: Tensor  # detached adapted-policy mean on the query observations, [M, T, N, A]
+    old_log_std: Tensor  # detached adapted-policy log-std, [M, 1, 1, A]
+
+
+def check_finite(where: str, *tensors: Tensor) -> None:
+    """Raise :class:`NonFiniteError` naming ``where`` if any tensor holds NaN or inf."""
+    for tensor in tensors:
+        if not bool(torch.isfinite(tensor).all()):
+            raise NonFiniteError(f"non-finite value (NaN or inf) in {where}")
+
+
+class MetaLearner:
+    """Holds the meta-parameters and performs one meta-update from support and query episodes.
+
+    :param policy: the policy architecture.
+    :param params: initial policy parameters (copied to ``device`` as leaf tensors).
+    :param inner: inner-loop settings (algorithm, step size, first order).
+    :param outer: outer-loop settings (optimizer and its hyper-parameters).
+    :param device: where the update runs.
+    :param step_sizes: Meta-SGD step sizes to start from (default: all ``inner.step_size``).
+    """
+
+    def __init__(
+        self,
+        policy: GaussianMLPPolicy,
+        params: Params,
+        inner: InnerConfig,
+        outer: OuterConfig,
+        device: torch.device | str = "cpu",
+        step_sizes: Params | None = None,
+    ) -> None:
+        self.policy = policy
+        self.inner = inner
+        self.outer = outer
+        self.device = torch.device(device)
+        self.params = {k: v.detach().to(self.device).clone().requires_grad_(True) for k, v in params.items()}
+        self.step_sizes: Params | None = None
+        if inner.algorithm == "metasgd":
+            start = step_sizes if step_sizes is not None else init_step_sizes(policy, inner.step_size)
+            self.step_sizes = {
+                k: v.detach().to(self.device).clone().requires_grad_(True) for k, v in start.items()
+            }
+        self.optimizer: torch.optim.Optimizer | None = None
+        if outer.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(self.meta_parameters(), lr=outer.lr)
+        elif outer.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(self.meta_parameters(), lr=outer.lr)
+
+    # --- meta-parameters -------------------------------------------------------------------------------
+    def meta_parameters(self) -> list[Tensor]:
+        """All tensors the outer loop updates: policy parameters, then Meta-SGD step sizes."""
+        tensors = list(self.params.values())
+        if self.step_sizes is not None:
+            tensors += list(self.step_sizes.values())
+        return tensors
+
+    def step_size(self) -> StepSize:
+        """The inner step size: MAML's scalar or Meta-SGD's per-parameter tensors."""
+        return self.step_sizes if self.step_sizes is not None else self.inner.step_size
+
+    def _split(self, tensors: list[Tensor]) -> tuple[Params, StepSize]:
+        """Inverse of :meth:`meta_parameters` for candidate values."""
+        names = list(self.params)
+        params = dict(zip(names, tensors[: len(names)], strict=True))
+        if self.step_sizes is None:
+            return params, self.inner.step_size
+        return params, dict(zip(self.step_sizes, tensors[len(names) :], strict=True))
+
+    # --- adaptation and objective ----------------------------------------------------------------------
+    def adapt(self, supports: list[Episodes], params: Params | None = None, step_size: StepSize | None = None,
+              ) -> Params:
+        """Adapted parameters ``[M, ...]`` after one inner step per support batch (in order)."""
+        adapted = self.params if params is None else params
+        rate = self.step_size() if step_size is None else step_size
+        for episodes in supports:
+            adapted = adapt(self.policy, adapted, episodes, rate, first_order=self.inner.first_order)
+        return adapted
+
+    def surrogate(
+        self,
+        supports: list[Episodes],
+        query: Episodes,
+        params: Params | None = None,
+        step_size: StepSize | None = None,
+        old: SurrogateResult | None = None,
+    ) -> SurrogateResult:
+        """Surrogate loss and KL of the adapted policies on the query episodes.
+
+        The importance ratio is against the behaviour (sampling) policy's log-probs; the KL is against ``old``
+        (by default the adapted policy itself, detached: KL = 0 with the right curvature for TRPO).
+        """
+        adapted = self.adapt(supports, params, step_size)
+        mean, log_std = self.policy.forward(query.task_major("observations"), adapted)
+        log_probs = gaussian_log_prob(query.task_major("actions"), mean, log_std)
+        mask = query.task_major("mask")
+        ratio = torch.exp(log_probs - query.task_major("log_probs"))
+        loss = masked_task_mean(-ratio * query.task_major("advantages"), mask).mean()
+        old_mean = mean.detach() if old is None else old.old_mean
+        old_log_std = log_std.detach() if old is None else old.old_log_std
+        kl = masked_task_mean(gaussian_kl(old_mean, old_log_std, mean, log_std), mask).mean()
+        return SurrogateResult(loss, kl, old_mean, old_log_std)
+
+    # --- the update --------------------------------------------------------------------------------------
+    def update(self, supports: list[Episodes], query: Episodes) -> dict[str, float]:
+        """One meta-update; returns statistics for logging (surrogate before/after, KL, line search)."""
+        if self.optimizer is not None:
+            return self._optimizer_update(supports, query)
+        return self._trpo_update(supports, query)
+
+    def _optimizer_update(self, supports: list[Episodes], query: Episodes) -> dict[str, float]:
+        before = self.surrogate(supports, query)
+        check_finite("the outer surrogate loss", before.loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        before.loss.backward()
+        check_finite("the meta-gradient", *[t.grad for t in self.meta_parameters() if t.grad is not None])
+        grad_norm = flatten([t.grad for t in self.meta_parameters() if t.grad is not None]).norm()
+        self.optimizer.step()
+        check_finite("the meta-parameters after the update", *self.meta_parameters())
+        with torch.no_grad():
+            after = self.surrogate(supports, query, *self._split([t.detach() for t in self.meta_parameters()]),
+                                   old=before)
+        return {
+            "surrogate_before": before.loss.item(),
+            "surrogate_after": after.loss.item(),
+            "kl": after.kl.item(),
+            "grad_norm": grad_norm.item(),
+        }
+
+    def _trpo_update(self, supports: list[Episodes], query: Episodes) -> dict[str, float]:
+        outer = self.outer
+        tensors = self.meta_parameters()
+        before = self.surrogate(supports, query)
+        check_finite("the outer surrogate loss", before.loss)
+        grads = torch.autograd.grad(before.loss, tensors, retain_graph=True)
+        gradient = flatten(grads)
+        check_finite("the meta-gradient", gradient)
+        # The KL's gradient graph is built once; each Fisher-vector product is one backward pass through it.
+        kl_grad = flatten(torch.autograd.grad(before.kl, tensors, create_graph=True))
+
+        def fisher_vector_product(vector: Tensor) -> Tensor:
+            product = torch.autograd.grad(kl_grad @ vector, tensors, retain_graph=True)
+            return flatten(product) + outer.cg_damping * vector
+
+        step_direction = conjugate_gradient(fisher_vector_product, gradient, outer.cg_iters)
+        full_step = trust_region_step(step_direction, fisher_vector_product(step_direction), outer.max_kl)
+        check_finite("the TRPO step", full_step)
+        del kl_grad, grads  # free the double-backward graph before the line search
+
+        old_flat = flatten([t.detach() for t in tensors])
+        fraction = 1.0
+        accepted = False
+        after_loss, after_kl = before.loss.item(), 0.0
+        backtracks = 0
+        with torch.no_grad():
+            for backtracks in range(outer.line_search_steps):  # noqa: B007 (logged below)
+                candidate = unflatten(old_flat - fraction * full_step, tensors)
+                result = self.surrogate(supports, query, *self._split(candidate), old=before)
+                loss, kl = result.loss.item(), result.kl.item()
+                if math.isfinite(loss) and loss < before.loss.item() and kl <= outer.max_kl:
+                    accepted, after_loss, after_kl = True, loss, kl
+                    for tensor, value in zip(tensors, candidate, strict=True):
+                        tensor.copy_(value)
+                    break
+                fraction *= outer.line_search_backtrack_ratio
+        check_finite("the meta-parameters after the update", *tensors)
+        return {
+            "surrogate_before": before.loss.item(),
+            "surrogate_after": after_loss,
+            "kl": after_kl,
+            "grad_norm": gradient.norm().item(),
+            "line_search_accepted": float(accepted),
+            "line_search_backtracks": float(backtracks if accepted else outer.line_search_steps),
+            "step_fraction": fraction if accepted else 0.0,
+        }
+
+    # --- state -------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Tensors and plain data only (for weights-only checkpoint loading)."""
+        state = {
+            "params": {k: v.detach().cpu() for k, v in self.params.items()},
+            "step_sizes": None
+            if self.step_sizes is None
+            else {k: v.detach().cpu() for k, v in self.step_sizes.items()},
+            "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+        }
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (shapes must match)."""
+        with torch.no_grad():
+            for name, tensor in self.params.items():
+                tensor.copy_(state["params"][name])
+            if self.step_sizes is not None:
+                for name, tensor in self.step_sizes.items():
+                    tensor.copy_(state["step_sizes"][name])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])

@@ -1,0 +1,97 @@
+"""Collect M tasks x N episodes in one vector environment, with one batched policy call per step."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from meta_rl.episodes import Episodes
+from meta_rl.policy import LOG_2PI, GaussianMLPPolicy, Params, is_task_batched
+
+
+class Sampler:
+    """Steps ``num_tasks * episodes_per_task`` sub-environments together for a fixed horizon.
+
+    Sub-environment ``m * N + n`` runs episode ``n`` of task ``m``. Each sub-environment plays exactly one
+    episode per :meth:`collect`; after it ends (terminated or truncated) its steps are masked out, so the
+    Gymnasium autoreset step that follows is never counted or learned from.
+
+    :param env_id: Gymnasium id of a task family.
+    :param env_kwargs: keyword arguments for the environment.
+    :param num_tasks: M.
+    :param episodes_per_task: N.
+    :param horizon: H, steps per episode at most.
+    :param policy: the policy (its parameters are passed to :meth:`collect`).
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict,
+        num_tasks: int,
+        episodes_per_task: int,
+        horizon: int,
+        policy: GaussianMLPPolicy,
+    ) -> None:
+        from meta_rl_envs import make_task_vec
+
+        self.num_tasks = num_tasks
+        self.episodes_per_task = episodes_per_task
+        self.horizon = horizon
+        self.policy = policy
+        self.envs = make_task_vec(env_id, num_tasks * episodes_per_task, max_episode_steps=horizon, **env_kwargs)
+
+    def close(self) -> None:
+        """Release the environments."""
+        self.envs.close()
+
+    def collect(
+        self,
+        params: Params,
+        tasks: np.ndarray,
+        rng: np.random.Generator,
+        generator: torch.Generator,
+    ) -> Episodes:
+        """Run one episode per sub-environment with ``params`` (task-batched ``[M, ...]`` or shared).
+
+        :param tasks: ``[M, task_dim]``, one task per row.
+        :param rng: seeds the environment reset.
+        :param generator: draws the policy's action noise (CPU).
+        """
+        num_tasks, num_eps, horizon = self.num_tasks, self.episodes_per_task, self.horizon
+        if len(tasks) != num_tasks:
+            raise ValueError(f"got {len(tasks)} tasks; this sampler was built for {num_tasks}")
+        params = {k: v.detach().to("cpu", torch.float32) for k, v in params.items()}  # once per phase
+        if is_task_batched(params) and params["log_std"].shape[0] != num_tasks:
+            raise ValueError(f"parameters carry {params['log_std'].shape[0]} tasks; expected {num_tasks}")
+        obs_dim, action_dim = self.policy.obs_dim, self.policy.action_dim
+
+        self.envs.set_tasks(np.repeat(np.asarray(tasks), num_eps, axis=0))
+        obs, _ = self.envs.reset(seed=int(rng.integers(2**31 - 1)))
+
+        observations = torch.zeros(horizon, num_tasks, num_eps, obs_dim)
+        actions = torch.zeros(horizon, num_tasks, num_eps, action_dim)
+        rewards = torch.zeros(horizon, num_tasks, num_eps)
+        mask = torch.zeros(horizon, num_tasks, num_eps)
+        log_probs = torch.zeros(horizon, num_tasks, num_eps)
+        done = np.zeros(num_tasks * num_eps, dtype=bool)
+        log_norm = 0.5 * LOG_2PI * action_dim
+
+        with torch.no_grad():
+            for t in range(horizon):
+                obs_t = torch.as_tensor(obs, dtype=torch.float32).view(num_tasks, num_eps, obs_dim)
+                mean, log_std = self.policy.forward(obs_t, params)
+                noise = torch.randn(mean.shape, generator=generator)
+                action = mean + torch.exp(log_std) * noise
+                observations[t] = obs_t
+                actions[t] = action
+                log_probs[t] = -0.5 * (noise * noise).sum(-1) - log_std.sum(-1) - log_norm
+                alive = torch.from_numpy(~done).view(num_tasks, num_eps)
+                mask[t] = alive
+                obs, reward, terminated, truncated, _ = self.envs.step(action.view(-1, action_dim).numpy())
+                rewards[t] = torch.as_tensor(reward, dtype=torch.float32).view(num_tasks, num_eps) * alive
+                done |= terminated | truncated
+                if done.all():
+                    break
+        return Episodes(observations, actions, rewards, mask, log_probs)
+

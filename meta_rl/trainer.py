@@ -1,0 +1,296 @@
+"""The meta-training loop: wires sampler, baseline, inner loop, meta-learner, logger and checkpoints.
+
+It does not know how an environment steps or how a gradient is taken; each of those is one module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+
+from meta_rl.adaptation import adapt
+from meta_rl.baseline import compute_advantages
+from meta_rl.checkpoint import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    check_params_match,
+    load_checkpoint,
+    save_checkpoint,
+)
+from meta_rl.config import Config, ConfigError, config_from_dict
+from meta_rl.episodes import Episodes
+from meta_rl.logger import Logger
+from meta_rl.meta_learner import MetaLearner, NonFiniteError
+from meta_rl.policy import GaussianMLPPolicy
+from meta_rl.sampler import Sampler
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` means CUDA when present, else CPU; an unavailable CUDA device is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} requested but CUDA is not available; use device=cpu or auto")
+    return torch.device(name)
+
+
+def make_policy(config: Config) -> GaussianMLPPolicy:
+    """The policy for ``config``'s environment (its observation and action sizes come from the env spaces)."""
+    import meta_rl_envs  # noqa: F401  (registers the task families)
+
+    env = gymnasium.make(config.env.id, **config.env.kwargs)
+    try:
+        obs_dim = int(np.prod(env.observation_space.shape))
+        action_dim = int(np.prod(env.action_space.shape))
+    finally:
+        env.close()
+    return GaussianMLPPolicy(
+        obs_dim, action_dim, config.policy.hidden_sizes, config.policy.activation, config.policy.init_std
+    )
+
+
+def process(episodes: Episodes, config: Config) -> Episodes:
+    """Fill in per-task GAE advantages (linear baseline fitted per task)."""
+    episodes.advantages = compute_advantages(
+        episodes, config.gamma, config.gae_lambda, normalize=config.normalize_advantages
+    )
+    return episodes
+
+
+class Trainer:
+    """Meta-trains a policy with MAML or Meta-SGD.
+
+    :param config: the run's configuration.
+    :param run_dir: where TensorBoard events, ``config.yaml`` and ``checkpoint.pt`` go.
+    """
+
+    def __init__(self, config: Config, run_dir: str | Path) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        if config.torch_threads:
+            torch.set_num_threads(config.torch_threads)
+        self.device = resolve_device(config.device)
+        self.rng = np.random.default_rng(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.policy = make_policy(config)
+        params = self.policy.init_params(self.generator)
+        self.learner = MetaLearner(self.policy, params, config.inner, config.outer, self.device)
+        self.sampler = Sampler(
+            config.env.id,
+            config.env.kwargs,
+            config.meta_batch_size,
+            config.episodes_per_task,
+            config.horizon,
+            self.policy,
+        )
+        self.iteration = 0
+        self.history: list[dict[str, float]] = []
+
+    # --- checkpoints -------------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        """The run's checkpoint file."""
+        return self.run_dir / CHECKPOINT_NAME
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly: parameters, step sizes, optimizer, RNG states, config."""
+        return {
+            "config": self.config.to_dict(),
+            "iteration": self.iteration,
+            "learner": self.learner.state_dict(),
+            "rng": {"numpy": self.rng.bit_generator.state, "torch": self.generator.get_state()},
+            "history": self.history,
+        }
+
+    def save(self) -> Path:
+        """Write the checkpoint atomically."""
+        return save_checkpoint(self.state_dict(), self.checkpoint_path)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a checkpoint's state; raises :class:`CheckpointError` on any mismatch."""
+        saved = config_from_dict(state["config"])
+        mine, theirs = self.config.to_dict(), saved.to_dict()
+        mine.pop("iterations"), theirs.pop("iterations")
+        if mine != theirs:
+            diffs = _dict_diff(theirs, mine)
+            raise CheckpointError(f"checkpoint config differs from this run's: {'; '.join(diffs[:5])}")
+        check_params_match(state["learner"]["params"], self.policy.shapes, "policy parameters")
+        if self.learner.step_sizes is not None:
+            check_params_match(state["learner"]["step_sizes"] or {}, self.policy.shapes, "Meta-SGD step sizes")
+        self.learner.load_state_dict(state["learner"])
+        self.rng.bit_generator.state = state["rng"]["numpy"]
+        self.generator.set_state(state["rng"]["torch"])
+        self.iteration = int(state["iteration"])
+        self.history = list(state.get("history", []))
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Trainer:
+        """A trainer restored from ``run_dir``'s checkpoint; only ``iterations`` may be overridden."""
+        state = load_checkpoint(run_dir)
+        raw = state["config"]
+        for key, value in (overrides or {}).items():
+            if key != "iterations":
+                raise ConfigError(f"{key}: cannot change on --resume (only iterations can); start a new run instead")
+            raw["iterations"] = value
+        trainer = cls(config_from_dict(raw), run_dir)
+        trainer.load_state_dict(state)
+        return trainer
+
+    # --- one meta-iteration ------------------------------------------------------------------------------
+    def collect(self, params: dict[str, torch.Tensor], tasks: np.ndarray) -> Episodes:
+        """Sample episodes for ``tasks`` with ``params`` and compute their advantages."""
+        return process(self.sampler.collect(params, tasks, self.rng, self.generator), self.config)
+
+    def train_iteration(self) -> dict[str, float]:
+        """Sample tasks, adapt, collect query episodes, meta-update; returns the iteration's statistics."""
+        config, learner = self.config, self.learner
+        start = time.perf_counter()
+        timings = {"sampling": 0.0, "adaptation": 0.0}
+        stats: dict[str, float] = {}
+        tasks = self.sampler.envs.sample_tasks(config.meta_batch_size, self.rng)
+        adapted = {k: v.detach() for k, v in learner.params.items()}
+        step_size = learner.step_size()
+        if isinstance(step_size, dict):
+            step_size = {k: v.detach() for k, v in step_size.items()}
+        supports: list[Episodes] = []
+        env_steps = 0
+        for k in range(config.inner.num_steps + 1):
+            tick = time.perf_counter()
+            episodes = self.collect(adapted, tasks)
+            env_steps += episodes.num_steps
+            stats[f"returns/step_{k}"] = episodes.mean_return()
+            episodes = episodes.to(self.device)
+            timings["sampling"] += time.perf_counter() - tick
+            if k == config.inner.num_steps:
+                query = episodes
+                break
+            tick = time.perf_counter()
+            supports.append(episodes)
+            adapted = adapt(self.policy, adapted, episodes, step_size, first_order=True)
+            timings["adaptation"] += time.perf_counter() - tick
+        tick = time.perf_counter()
+        update = learner.update(supports, query)
+        outer_time = time.perf_counter() - tick
+
+        stats["losses/surrogate_before"] = update["surrogate_before"]
+        stats["losses/surrogate_after"] = update["surrogate_after"]
+        stats["losses/kl"] = update["kl"]
+        stats["losses/grad_norm"] = update["grad_norm"]
+        if "line_search_accepted" in update:
+            stats["trpo/accepted"] = update["line_search_accepted"]
+            stats["trpo/backtracks"] = update["line_search_backtracks"]
+            stats["trpo/step_fraction"] = update["step_fraction"]
+        stats["policy/std"] = learner.params["log_std"].detach().exp().mean().item()
+        if learner.step_sizes is not None:
+            flat = torch.cat([v.detach().reshape(-1) for v in learner.step_sizes.values()])
+            stats["metasgd/step_size_mean"] = flat.mean().item()
+            stats["metasgd/step_size_abs_mean"] = flat.abs().mean().item()
+            stats["metasgd/step_size_min"] = flat.min().item()
+            stats["metasgd/step_size_max"] = flat.max().item()
+        stats["perf/env_steps_per_second"] = env_steps / max(timings["sampling"], 1e-9)
+        stats["time/sampling"] = timings["sampling"]
+        stats["time/adaptation"] = timings["adaptation"]
+        stats["time/outer_update"] = outer_time
+        stats["time/iteration"] = time.perf_counter() - start
+        return stats
+
+    # --- the loop ----------------------------------------------------------------------------------------
+    def train(self, progress: bool = True) -> list[dict[str, float]]:
+        """Train until ``config.iterations``; checkpoint every ``checkpoint_every`` and at the end.
+
+        The first Ctrl-C finishes the current iteration, writes the checkpoint and returns; a second one aborts
+        at once (the last written checkpoint stays). NaN/inf stops the run with :class:`NonFiniteError`
+        without overwriting the last good checkpoint.
+        """
+        from tqdm.auto import tqdm
+
+        config = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(config.to_yaml())
+        logger = Logger(str(self.run_dir), purge_step=self.iteration + 1 if self.iteration else None)
+        if self.iteration == 0:
+            logger.log_config(config.to_dict(), config.to_yaml())
+        bar = tqdm(total=config.iterations, initial=self.iteration, desc="meta-train", unit="it",
+                   disable=not progress, dynamic_ncols=True)
+        last_step = f"returns/step_{config.inner.num_steps}"
+        try:
+            with _deferred_interrupt() as interrupted:
+                while self.iteration < config.iterations:
+                    try:
+                        stats = self.train_iteration()
+                    except NonFiniteError as error:
+                        raise NonFiniteError(
+                            f"{error} at iteration {self.iteration + 1}; stopped without saving. The last good "
+                            f"checkpoint is {self.checkpoint_path if self.checkpoint_path.exists() else 'none'}"
+                        ) from None
+                    self.iteration += 1
+                    self.history.append({k: v for k, v in stats.items() if k.startswith("returns/")})
+                    logger.log_iteration(self.iteration, stats)
+                    bar.update(1)
+                    bar.set_postfix(pre=f"{stats['returns/step_0']:.1f}", post=f"{stats[last_step]:.1f}",
+                                    s_it=f"{stats['time/iteration']:.2f}")
+                    if self.iteration % config.checkpoint_every == 0 or self.iteration == config.iterations:
+                        self.save()
+                    if interrupted():
+                        self.save()
+                        bar.write(f"Interrupted: checkpoint saved at iteration {self.iteration} to "
+                                  f"{self.checkpoint_path}; continue with --resume.")
+                        break
+        finally:
+            bar.close()
+            logger.close()
+        return self.history
+
+    def close(self) -> None:
+        """Release the environments."""
+        self.sampler.close()
+
+
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[Any]:
+    """Within the block, the first SIGINT only sets a flag (checked between iterations); the second raises."""
+    state = {"count": 0}
+    if not _is_main_thread():
+        yield lambda: False
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        state["count"] += 1
+        if state["count"] == 1:
+            print("\nCtrl-C: finishing this iteration, then saving a checkpoint (Ctrl-C again to abort now).",
+                  file=sys.stderr)
+        else:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: state["count"] > 0
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _is_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _dict_diff(saved: dict, mine: dict, prefix: str = "") -> list[str]:
+    """Human-readable differences between two nested config dicts."""
+    diffs = []
+    for key in sorted(set(saved) | set(mine)):
+        a, b = saved.get(key), mine.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += _dict_diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            diffs.append(f"{prefix}{key}: checkpoint has {a!r}, this run has {b!r}")
+    return diffs
