@@ -8,6 +8,7 @@ through the inner step(s).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +35,8 @@ class SurrogateResult:
     kl: Tensor  # scalar: mean over tasks of KL(old adapted policy || adapted policy)
     old_mean: Tensor  # detached adapted-policy mean on the query observations, [M, T, N, A]
     old_log_std: Tensor  # detached adapted-policy log-std, [M, 1, 1, A]
+    mean: Tensor  # the adapted-policy mean with its graph back to the meta-parameters, [M, T, N, A]
+    log_std: Tensor  # the adapted log-std with its graph, [M, A]
 
 
 def check_finite(where: str, *tensors: Tensor) -> None:
@@ -132,7 +135,7 @@ class MetaLearner:
         old_mean = mean.detach() if old is None else old.old_mean
         old_log_std = log_std.detach() if old is None else old.old_log_std
         kl = masked_task_mean(gaussian_kl(old_mean, old_log_std, mean, log_std), mask).mean()
-        return SurrogateResult(loss, kl, old_mean, old_log_std)
+        return SurrogateResult(loss, kl, old_mean, old_log_std, mean, adapted["log_std"])
 
     # --- the update --------------------------------------------------------------------------------------
     def update(self, supports: list[Episodes], query: Episodes) -> dict[str, float]:
@@ -168,17 +171,11 @@ class MetaLearner:
         grads = torch.autograd.grad(before.loss, tensors, retain_graph=True)
         gradient = flatten(grads)
         check_finite("the meta-gradient", gradient)
-        # The KL's gradient graph is built once; each Fisher-vector product is one backward pass through it.
-        kl_grad = flatten(torch.autograd.grad(before.kl, tensors, create_graph=True))
-
-        def fisher_vector_product(vector: Tensor) -> Tensor:
-            product = torch.autograd.grad(kl_grad @ vector, tensors, retain_graph=True)
-            return flatten(product) + outer.cg_damping * vector
-
+        fisher_vector_product = self._fisher_vector_product(before, query, tensors)
         step_direction = conjugate_gradient(fisher_vector_product, gradient, outer.cg_iters)
         full_step = trust_region_step(step_direction, fisher_vector_product(step_direction), outer.max_kl)
         check_finite("the TRPO step", full_step)
-        del kl_grad, grads  # free the double-backward graph before the line search
+        fisher_vector_product = grads = None  # free the graphs before the line search
 
         old_flat = flatten([t.detach() for t in tensors])
         fraction = 1.0
@@ -206,6 +203,49 @@ class MetaLearner:
             "line_search_backtracks": float(backtracks if accepted else outer.line_search_steps),
             "step_fraction": fraction if accepted else 0.0,
         }
+
+    def _fisher_vector_product(
+        self, result: SurrogateResult, query: Episodes, tensors: list[Tensor]
+    ) -> Callable[[Tensor], Tensor]:
+        """``v -> (H_KL + damping I) v``: the Hessian of the mean KL w.r.t. the meta-parameters, at the old ones.
+
+        ``gauss_newton`` (default): at the old parameters the KL's gradient w.r.t. the policy outputs is zero,
+        so its Hessian is exactly ``J^T D J`` with ``J`` the Jacobian of the adapted policy's outputs (query
+        means and log-stds) w.r.t. the meta-parameters, through the inner step, and ``D`` the Gaussian KL's
+        diagonal Hessian (``1/sigma^2`` per mean, 2 per log-std). ``J v`` comes from a backward pass through
+        the graph of ``J^T u`` (built once, linear in ``u``), ``J^T w`` from a backward pass of the outputs.
+        ``kl_hessian``: double backward through the KL gradient (third-order through the inner step; slower).
+        """
+        damping = self.outer.cg_damping
+        if self.outer.fvp == "kl_hessian":
+            kl_grad = flatten(torch.autograd.grad(result.kl, tensors, create_graph=True))
+
+            def kl_hessian_product(vector: Tensor) -> Tensor:
+                product = torch.autograd.grad(kl_grad @ vector, tensors, retain_graph=True)
+                return flatten(product) + damping * vector
+
+            return kl_hessian_product
+
+        mask = query.task_major("mask")  # [M, T, N]
+        num_tasks = mask.shape[0]
+        weights = mask / (mask.sum(dim=(1, 2), keepdim=True).clamp_min(1.0) * num_tasks)
+        mean_curvature = weights.unsqueeze(-1) * torch.exp(-2.0 * result.log_std.detach()).view(num_tasks, 1, 1, -1)
+        log_std_curvature = 2.0 / num_tasks
+        outputs = [result.mean, result.log_std]
+        dummies = [torch.zeros_like(o, requires_grad=True) for o in outputs]
+        vjp = torch.autograd.grad(outputs, tensors, grad_outputs=dummies, create_graph=True, retain_graph=True)
+
+        def gauss_newton_product(vector: Tensor) -> Tensor:
+            jvp_mean, jvp_log_std = torch.autograd.grad(
+                vjp, dummies, grad_outputs=unflatten(vector, tensors), retain_graph=True
+            )
+            product = torch.autograd.grad(
+                outputs, tensors, grad_outputs=[jvp_mean * mean_curvature, jvp_log_std * log_std_curvature],
+                retain_graph=True,
+            )
+            return flatten(product) + damping * vector
+
+        return gauss_newton_product
 
     # --- state -------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -1,0 +1,61 @@
+"""Small deterministic problems shared by the gradient tests (float64, tiny policy, hand-made episodes)."""
+
+from __future__ import annotations
+
+import torch
+
+from meta_rl.episodes import Episodes
+from meta_rl.policy import GaussianMLPPolicy, Params
+
+
+def tiny_policy(hidden: tuple[int, ...] = (5,)) -> GaussianMLPPolicy:
+    """A 2-in, 2-out Gaussian MLP small enough for explicit Hessians."""
+    return GaussianMLPPolicy(2, 2, hidden, "tanh", init_std=0.8)
+
+
+def tiny_params(policy: GaussianMLPPolicy, seed: int = 0) -> Params:
+    """Float64 parameters with non-zero biases and log-stds (so no symmetry hides a bug)."""
+    generator = torch.Generator().manual_seed(seed)
+    params = policy.init_params(generator)
+    return {k: (v + 0.1 * torch.randn(v.shape, generator=generator)).double() for k, v in params.items()}
+
+
+def tiny_episodes(num_tasks: int = 3, horizon: int = 4, num_eps: int = 2, seed: int = 1) -> Episodes:
+    """Random episodes with advantages, some steps masked (episodes that ended early)."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (horizon, num_tasks, num_eps)
+    mask = torch.ones(shape, dtype=torch.float64)
+    mask[-1, 0, 1] = 0.0
+    mask[-2:, 1, 0] = 0.0
+    return Episodes(
+        observations=torch.randn(*shape, 2, generator=g, dtype=torch.float64),
+        actions=torch.randn(*shape, 2, generator=g, dtype=torch.float64),
+        rewards=torch.randn(shape, generator=g, dtype=torch.float64) * mask,
+        mask=mask,
+        log_probs=-2.0 + 0.3 * torch.randn(shape, generator=g, dtype=torch.float64),
+        advantages=torch.randn(shape, generator=g, dtype=torch.float64) * mask,
+    )
+
+
+def flat(params: Params) -> torch.Tensor:
+    """Concatenate a parameter dict."""
+    return torch.cat([v.reshape(-1) for v in params.values()])
+
+
+def unflat(vector: torch.Tensor, like: Params) -> Params:
+    """Inverse of :func:`flat`."""
+    out, offset = {}, 0
+    for name, value in like.items():
+        out[name] = vector[offset : offset + value.numel()].view_as(value)
+        offset += value.numel()
+    return out
+
+
+def finite_difference_gradient(fn, vector: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Central finite differences of a scalar function of a flat float64 vector."""
+    grad = torch.zeros_like(vector)
+    for i in range(vector.numel()):
+        step = torch.zeros_like(vector)
+        step[i] = eps
+        grad[i] = (fn(vector + step) - fn(vector - step)) / (2 * eps)
+    return grad

@@ -1,0 +1,106 @@
+"""The TRPO meta-update: exact Fisher-vector products, the trust region, the line search's accept/reject."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import flat, tiny_episodes, tiny_params, tiny_policy, unflat
+
+from meta_rl.adaptation import init_step_sizes
+from meta_rl.config import InnerConfig, OuterConfig
+from meta_rl.meta_learner import MetaLearner, NonFiniteError
+from meta_rl.trpo import flatten
+
+
+def make_learner(algorithm: str = "maml", **outer: object) -> MetaLearner:
+    policy = tiny_policy()
+    step_sizes = {k: v.double() for k, v in init_step_sizes(policy, 0.3).items()}
+    return MetaLearner(policy, tiny_params(policy), InnerConfig(algorithm=algorithm, step_size=0.3),
+                       OuterConfig(**outer), step_sizes=step_sizes)
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "metasgd"])
+@pytest.mark.parametrize("fvp", ["gauss_newton", "kl_hessian"])
+def test_fisher_vector_product_equals_explicit_kl_hessian(algorithm: str, fvp: str):
+    learner = make_learner(algorithm, fvp=fvp, cg_damping=0.0)
+    support, query = tiny_episodes(seed=1), tiny_episodes(seed=11)
+    tensors = learner.meta_parameters()
+    names = [f"t{i}" for i in range(len(tensors))]
+    like = dict(zip(names, [t.detach() for t in tensors], strict=True))
+    before = learner.surrogate([support], query)
+
+    def kl(vector: torch.Tensor) -> torch.Tensor:
+        values = list(unflat(vector, like).values())
+        return learner.surrogate([support], query, *learner._split(values), old=before).kl
+
+    hessian = torch.autograd.functional.hessian(kl, flat(like))
+    product = learner._fisher_vector_product(before, query, tensors)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        v = torch.randn(hessian.shape[0], generator=g, dtype=torch.float64)
+        torch.testing.assert_close(product(v), hessian @ v, rtol=1e-8, atol=1e-10)
+
+
+def test_damping_is_added():
+    learner = make_learner(cg_damping=0.5)
+    support, query = tiny_episodes(seed=1), tiny_episodes(seed=11)
+    tensors = learner.meta_parameters()
+    before = learner.surrogate([support], query)
+    v = torch.ones(sum(t.numel() for t in tensors), dtype=torch.float64)
+    damped = learner._fisher_vector_product(before, query, tensors)(v)
+    learner.outer.cg_damping = 0.0
+    plain = learner._fisher_vector_product(learner.surrogate([support], query), query, tensors)(v)
+    torch.testing.assert_close(damped - plain, 0.5 * v)
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "metasgd"])
+def test_trpo_step_improves_the_surrogate_within_max_kl(algorithm: str):
+    max_kl = 1e-3
+    learner = make_learner(algorithm, max_kl=max_kl)
+    support, query = tiny_episodes(seed=1), tiny_episodes(seed=11)
+    old = flatten([t.detach() for t in learner.meta_parameters()]).clone()
+    before = learner.surrogate([support], query)
+    stats = learner.update([support], query)
+    assert stats["line_search_accepted"] == 1.0
+    new = flatten([t.detach() for t in learner.meta_parameters()])
+    assert not torch.equal(old, new)
+    after = learner.surrogate([support], query, old=before)  # KL against the pre-update adapted policy
+    assert after.kl.item() <= max_kl * (1 + 1e-9)
+    assert after.kl.item() > 0.05 * max_kl  # it took a real step, not a vanishing one
+    assert after.loss.item() < before.loss.item()
+    assert stats["surrogate_after"] == pytest.approx(after.loss.item(), rel=1e-9)
+
+
+def test_line_search_rejects_and_keeps_the_old_parameters():
+    """With all query advantages zero the surrogate cannot improve: every candidate is rejected."""
+    learner = make_learner()
+    support, query = tiny_episodes(seed=1), tiny_episodes(seed=11)
+    query.advantages = torch.zeros_like(query.advantages)
+    old = [t.detach().clone() for t in learner.meta_parameters()]
+    stats = learner.update([support], query)
+    assert stats["line_search_accepted"] == 0.0
+    for before, after in zip(old, learner.meta_parameters(), strict=True):
+        assert torch.equal(before, after.detach())
+
+
+def test_adam_meta_update_moves_against_the_meta_gradient():
+    learner = make_learner("metasgd", optimizer="adam", lr=1e-3)
+    support, query = tiny_episodes(seed=1), tiny_episodes(seed=11)
+    tensors = learner.meta_parameters()
+    grad = flatten(torch.autograd.grad(learner.surrogate([support], query).loss, tensors))
+    old = flatten([t.detach() for t in tensors]).clone()
+    learner.update([support], query)
+    delta = flatten([t.detach() for t in tensors]) - old
+    # Adam's first step is -lr * sign(grad) elementwise (up to eps).
+    nonzero = grad.abs() > 1e-6
+    torch.testing.assert_close(delta[nonzero], -1e-3 * torch.sign(grad[nonzero]), rtol=1e-3, atol=1e-9)
+
+
+def test_nan_in_the_loss_is_reported_with_its_place():
+    learner = make_learner()
+    support, query = tiny_episodes(seed=1), tiny_episodes(seed=11)
+    query.advantages = query.advantages.clone()
+    query.advantages[0, 0, 0] = float("nan")
+    query._task_major.clear()
+    with pytest.raises(NonFiniteError, match="outer surrogate loss"):
+        learner.update([support], query)
