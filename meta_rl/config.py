@@ -202,14 +202,18 @@ def _coerce(path: str, value: Any, annotation: Any, meta: dict[str, Any]) -> Any
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad
     elif annotation is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-5 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise bad from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
         value = float(value)
         if value != value or value in (float("inf"), float("-inf")):
             raise ConfigError(f"{path}: {value!r} is not allowed; expected a finite number")
-    elif annotation is str:
-        if not isinstance(value, str):
-            raise bad
+    elif annotation is str and not isinstance(value, str):
+        raise bad
     if meta.get("positive") and not value > 0:
         raise ConfigError(f"{path}: {value!r} is not allowed; expected a value > 0")
     if meta.get("nonnegative") and not value >= 0:
@@ -248,13 +252,19 @@ def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
 def _check_semantics(config: Config) -> None:
     """Checks that need more than one field or outside knowledge (the Gymnasium registry, torch devices)."""
     import gymnasium
+    from gymnasium.envs.registration import load_env_creator
 
-    import meta_rl_envs  # noqa: F401  (registers the task families)
+    import meta_rl_envs  # registers the task families
 
+    known = sorted(i for i in gymnasium.envs.registry if i.startswith("meta_rl/"))
     if config.env.id not in gymnasium.envs.registry:
-        known = sorted(i for i in gymnasium.envs.registry if i.startswith("meta_rl/"))
         raise ConfigError(f"env.id: unknown environment id {config.env.id!r}; registered task families: "
                           f"{', '.join(known)}")
+    entry_point = gymnasium.spec(config.env.id).entry_point
+    env_class = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    if not (isinstance(env_class, type) and issubclass(env_class, meta_rl_envs.TaskEnvMixin)):
+        raise ConfigError(f"env.id: {config.env.id!r} is not a task family (its environment has no set_task/"
+                          f"sample_tasks); task families: {', '.join(known)}")
     device = config.device
     if not (device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
         raise ConfigError(f"device: {device!r} is not allowed; expected auto, cpu, cuda or cuda:N")

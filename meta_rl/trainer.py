@@ -137,10 +137,16 @@ class Trainer:
         """A trainer restored from ``run_dir``'s checkpoint; only ``iterations`` may be overridden."""
         state = load_checkpoint(run_dir)
         raw = state["config"]
-        for key, value in (overrides or {}).items():
-            if key != "iterations":
-                raise ConfigError(f"{key}: cannot change on --resume (only iterations can); start a new run instead")
-            raw["iterations"] = value
+        saved = config_from_dict(raw).to_dict()
+        requested = config_from_dict(_merge(saved, overrides or {})).to_dict()
+        requested_iterations = requested.pop("iterations")
+        saved.pop("iterations")
+        if requested != saved:
+            raise ConfigError(
+                f"{'; '.join(_dict_diff(saved, requested))}: the config cannot change on --resume (only iterations "
+                "can); start a new run instead"
+            )
+        raw["iterations"] = requested_iterations
         trainer = cls(config_from_dict(raw), run_dir)
         trainer.load_state_dict(state)
         return trainer
@@ -282,6 +288,14 @@ def _is_main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+def _merge(base: dict, updates: dict) -> dict:
+    """``base`` with nested ``updates`` applied (a new dict)."""
+    merged = dict(base)
+    for key, value in updates.items():
+        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
 
 
 def _dict_diff(saved: dict, mine: dict, prefix: str = "") -> list[str]:

@@ -120,12 +120,10 @@ def test_ints_accepted_for_floats(override, attribute, expected):
     assert type(value) is float
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: PyYAML (YAML 1.1) reads 1e-5 as the string '1e-5'; _coerce rejects it")
 def test_exponent_without_dot_is_a_float():
     assert load_config("navigation-maml", ["outer.cg_damping=1e-5"]).outer.cg_damping == 1e-5
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: env.id accepts any Gymnasium id; Trainer later fails with TypeError")
 def test_env_that_is_not_a_task_family_is_a_config_error():
     with pytest.raises(ConfigError, match=ordered("env.id", "'CartPole-v1'", "meta_rl/Navigation2D-v0")):
         load_config("navigation-maml", ["env.id=CartPole-v1"])

@@ -226,12 +226,12 @@ def test_wrong_number_of_tasks_or_params_tasks_raises(make_sampler) -> None:
     params = policy.init_params(torch.Generator().manual_seed(0))
     sampler = make_sampler(num_tasks, num_eps, horizon, policy)
     tasks = np.zeros((num_tasks, 2))
-    with pytest.raises(ValueError, match="tasks"):
+    with pytest.raises(ValueError, match=r"got 2 tasks.*built for 3"):
         collect(sampler, params, tasks[:2])
-    with pytest.raises(ValueError, match="tasks"):
+    with pytest.raises(ValueError, match=r"got 4 tasks.*built for 3"):
         collect(sampler, params, np.zeros((4, 2)))
     batched = {k: v.expand(2, *v.shape).clone() for k, v in params.items()}  # 2 tasks, sampler wants 3
-    with pytest.raises(ValueError, match="tasks"):
+    with pytest.raises(ValueError, match="2 tasks; expected 3"):
         collect(sampler, batched, tasks)
     # the matching task dimension works
     batched3 = {k: v.expand(3, *v.shape).clone() for k, v in params.items()}

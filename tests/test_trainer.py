@@ -1,0 +1,48 @@
+"""End-to-end training: learning on a small 2D-navigation problem, and seed determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from meta_rl.config import load_config
+from meta_rl.trainer import Trainer
+
+SMALL = ["meta_batch_size=10", "episodes_per_task=10", "torch_threads=2", "checkpoint_every=1000"]
+
+
+@pytest.mark.parametrize("preset", ["navigation-maml", "navigation-metasgd"])
+def test_short_training_improves_post_adaptation_return(tmp_path, preset):
+    config = load_config(preset, [*SMALL, "iterations=12", "seed=1"])
+    trainer = Trainer(config, tmp_path)
+    try:
+        history = trainer.train(progress=False)
+    finally:
+        trainer.close()
+    post = np.array([h["returns/step_1"] for h in history])
+    pre = np.array([h["returns/step_0"] for h in history])
+    # Random init: about -65 after one step. A working meta-learner gains >15 within 12 iterations.
+    assert post[-3:].mean() > post[:2].mean() + 15.0, post
+    # Adaptation itself helps: one inner step beats the unadapted policy on the same tasks.
+    assert (post[-3:] - pre[-3:]).mean() > 5.0, (pre, post)
+
+
+def tiny(seed: int) -> list[str]:
+    return ["meta_batch_size=3", "episodes_per_task=4", "horizon=20", "policy.hidden_sizes=[16]",
+            "iterations=2", f"seed={seed}", "torch_threads=1"]
+
+
+@pytest.mark.parametrize("preset", ["navigation-metasgd", "navigation-maml-adam"])
+def test_same_seed_gives_the_same_numbers(tmp_path, preset):
+    runs = []
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        trainer = Trainer(load_config(preset, tiny(seed)), tmp_path / name)
+        history = trainer.train(progress=False)
+        runs.append((history, [t.detach().clone() for t in trainer.learner.meta_parameters()]))
+        trainer.close()
+    (hist_a, params_a), (hist_b, params_b), (hist_c, params_c) = runs
+    assert hist_a == hist_b
+    assert all(torch.equal(a, b) for a, b in zip(params_a, params_b, strict=True))
+    assert hist_a != hist_c
+    assert not all(torch.equal(a, c) for a, c in zip(params_a, params_c, strict=True))
