@@ -35,11 +35,12 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+def save_checkpoint(state: dict[str, Any], path: str | Path, file_format: str = FORMAT, version: int = VERSION
+                    ) -> Path:
     """Write ``state`` to ``path`` atomically (temporary file in the same directory, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "version": VERSION, **state}
+    payload = {"format": file_format, "version": version, **state}
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -53,7 +54,12 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | Path,
+    file_format: str = FORMAT,
+    version: int = VERSION,
+    required: tuple[str, ...] = ("config", "iteration", "learner", "rng"),
+) -> dict[str, Any]:
     """Read a checkpoint (file or run directory) with weights-only unpickling and check its format."""
     path = resolve_checkpoint(path)
     try:
@@ -62,13 +68,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"cannot read checkpoint {str(path)!r}: the file is corrupt or not a meta_rl checkpoint ({error})"
         ) from error
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not a meta_rl checkpoint (no {FORMAT!r} format marker)")
-    if state.get("version") != VERSION:
+    if not isinstance(state, dict) or state.get("format") != file_format:
+        found = state.get("format") if isinstance(state, dict) else None
         raise CheckpointError(
-            f"checkpoint {str(path)!r} has format version {state.get('version')!r}; this meta_rl reads {VERSION}"
+            f"{str(path)!r} is not a meta_rl checkpoint of kind {file_format!r} (its format marker is {found!r})"
         )
-    missing = [key for key in ("config", "iteration", "learner", "rng") if key not in state]
+    if state.get("version") != version:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has format version {state.get('version')!r}; this meta_rl reads {version}"
+        )
+    missing = [key for key in required if key not in state]
     if missing:
         raise CheckpointError(f"checkpoint {str(path)!r} is incomplete: missing {', '.join(missing)}")
     return state

@@ -1,4 +1,4 @@
-"""The ``meta-rl`` command: train, list presets, evaluate."""
+"""The ``meta-rl`` command: train, presets, evaluate, adapt, plot."""
 
 from __future__ import annotations
 
@@ -72,6 +72,55 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_task(text: str) -> list[float]:
+    """A task from the command line: comma-separated numbers, e.g. ``0.3,-0.2`` (a goal) or ``1.5`` (a speed)."""
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--task {text!r} is not a comma-separated list of numbers, e.g. 0.3,-0.2") from None
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    """Adapt a trained meta-policy to one task; print returns, save the adapted policy, optionally plot."""
+    from meta_rl.api import MetaPolicy
+
+    meta = MetaPolicy.load(args.checkpoint)
+    try:
+        adapted = meta.adapt(task=parse_task(args.task), steps=args.steps, episodes=args.episodes, seed=args.seed)
+    except ValueError as error:  # a malformed or out-of-range task: the family's message says what is allowed
+        raise ConfigError(str(error)) from None
+    print(f"{meta.env_id} ({meta.config.inner.algorithm}, iteration {meta.iteration}), task {adapted.task.tolist()}")
+    for step, value in enumerate(adapted.log.returns):
+        print(f"  after {step} step{'s' if step != 1 else ''}: mean return {value:9.2f}")
+    save = Path(args.save) if args.save else Path(meta.checkpoint).parent / "adapted.pt"
+    adapted.save(save)
+    print(f"Saved the adapted policy to {save}")
+    if args.plot:
+        if meta.env_id != "meta_rl/Navigation2D-v0":
+            raise ConfigError(f"--plot draws 2D-navigation trajectories; {meta.env_id!r} has none")
+        from meta_rl.plots import plot_navigation_trajectories
+
+        labels = [f"after {k} step{'s' if k != 1 else ''}" for k in range(len(adapted.log.episodes))]
+        plot_navigation_trajectories(adapted.task[None], adapted.log.episodes, labels, args.plot, episodes_per_goal=5)
+        print(f"Wrote {args.plot}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Adaptation curves from evaluation JSON files."""
+    from meta_rl.plots import load_results, plot_adaptation_curves
+
+    try:
+        results = load_results(args.results)
+        if args.labels and len(args.labels) != len(results):
+            raise ValueError(f"{len(args.labels)} --labels for {len(results)} result files")
+        path = plot_adaptation_curves(results, args.output, args.labels, args.title)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    print(f"Wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (shared by ``scripts/``)."""
     parser = argparse.ArgumentParser(prog="meta-rl", description="Meta-reinforcement learning: MAML and Meta-SGD.")
@@ -98,6 +147,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", help="also write the results as JSON to this file")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    adapt = sub.add_parser("adapt", help="adapt a trained meta-policy to one new task")
+    adapt.add_argument("checkpoint", help="a run directory (its latest checkpoint) or a checkpoint file")
+    adapt.add_argument("--task", required=True, help="the task: a goal '0.3,-0.2' (2D navigation), a speed '1.5'")
+    adapt.add_argument("--steps", type=int, default=1, help="inner steps (default 1)")
+    adapt.add_argument("--episodes", type=int, help="episodes per step (default: the training config's)")
+    adapt.add_argument("--seed", type=int, default=0, help="seeds the episodes")
+    adapt.add_argument("--save", help="where to save the adapted policy (default RUN_DIR/adapted.pt)")
+    adapt.add_argument("--plot", help="2D navigation: write a PNG of trajectories before and after each step")
+    adapt.set_defaults(func=cmd_adapt)
+
+    plot = sub.add_parser("plot", help="adaptation curves from `evaluate --json` files")
+    plot.add_argument("results", nargs="+", help="evaluation JSON files")
+    plot.add_argument("--output", "-o", default="adaptation.png", help="PNG to write (default adaptation.png)")
+    plot.add_argument("--labels", nargs="+", help="one legend label per file (default: the algorithm)")
+    plot.add_argument("--title", help="plot title (default: the env id)")
+    plot.set_defaults(func=cmd_plot)
     return parser
 
 

@@ -8,18 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from meta_rl.adaptation import adapt
-from meta_rl.checkpoint import check_params_match, load_checkpoint, resolve_checkpoint
-from meta_rl.config import config_from_dict
-from meta_rl.sampler import Sampler
-from meta_rl.trainer import make_policy, process
-
-
-def maml_step_schedule(step_size: float, grad_steps: int) -> list[float]:
-    """The MAML paper's test-time schedule: ``alpha`` for the first step, ``alpha / 2`` for later ones."""
-    return [step_size] + [step_size / 2.0] * (grad_steps - 1)
+from meta_rl.api import MetaPolicy
 
 
 def evaluate(
@@ -35,57 +25,33 @@ def evaluate(
 
     Held-out tasks and all sampling noise come from ``seed``, a stream separate from training's. Each step
     uses ``episodes`` fresh episodes per task sampled with the latest adapted parameters. MAML uses
-    ``step_schedule`` (default :func:`maml_step_schedule`); Meta-SGD uses its learned step sizes.
+    ``step_schedule`` (default alpha, then alpha / 2); Meta-SGD uses its learned step sizes.
     """
     for name, value in (("num_tasks", num_tasks), ("episodes", episodes)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     if grad_steps < 0:
         raise ValueError(f"grad_steps must be >= 0, got {grad_steps}")
-    path = resolve_checkpoint(checkpoint)
-    state = load_checkpoint(path)
-    config = config_from_dict(state["config"])
-    policy = make_policy(config)
-    check_params_match(state["learner"]["params"], policy.shapes, "policy parameters")
-    params = {k: v.float() for k, v in state["learner"]["params"].items()}
-    step_sizes = state["learner"]["step_sizes"]
-    if config.inner.algorithm == "metasgd":
-        check_params_match(step_sizes or {}, policy.shapes, "Meta-SGD step sizes")
-        schedule: list[Any] = [{k: v.float() for k, v in step_sizes.items()}] * grad_steps
-    else:
-        schedule = step_schedule or maml_step_schedule(config.inner.step_size, grad_steps)
-        if len(schedule) != grad_steps:
-            raise ValueError(f"step_schedule has {len(schedule)} entries; expected grad_steps = {grad_steps}")
-
-    rng = np.random.default_rng(seed)
-    generator = torch.Generator().manual_seed(seed)
-    sampler = Sampler(config.env.id, config.env.kwargs, num_tasks, episodes, config.horizon, policy)
-    per_step: list[np.ndarray] = []  # [k+1] x [num_tasks]
-    try:
-        tasks = sampler.envs.sample_tasks(num_tasks, rng)
-        adapted = params
-        for step in range(grad_steps + 1):
-            batch = process(sampler.collect(adapted, tasks, rng, generator), config)
-            per_step.append(batch.episode_returns().mean(dim=1).numpy().astype(np.float64))
-            if progress:
-                print(f"step {step}: mean return {per_step[-1].mean():.2f}")
-            if step < grad_steps:
-                adapted = adapt(policy, adapted, batch, schedule[step])
-    finally:
-        sampler.close()
-    per_task = np.stack(per_step, axis=1)  # [num_tasks, k+1]
+    meta = MetaPolicy.load(checkpoint)
+    schedule = list(step_schedule) if step_schedule is not None and meta.step_sizes is None else None
+    tasks = meta.sample_tasks(num_tasks, np.random.default_rng(seed))
+    _, log = meta.adapt_tasks(tasks, grad_steps, episodes, seed=seed, schedule=schedule)
+    if progress:
+        for step, value in enumerate(log.returns):
+            print(f"step {step}: mean return {value:.2f}")
+    per_task = np.stack(log.per_task, axis=1)  # [num_tasks, k+1]
     stderr = per_task.std(axis=0, ddof=1) / math.sqrt(num_tasks) if num_tasks > 1 else np.zeros(grad_steps + 1)
     return {
-        "env": config.env.id,
-        "algorithm": config.inner.algorithm,
+        "env": meta.env_id,
+        "algorithm": meta.config.inner.algorithm,
         "tasks": np.asarray(tasks).tolist(),
         "returns": {
             "mean": per_task.mean(axis=0).tolist(),
             "stderr": stderr.tolist(),
             "per_task": per_task.tolist(),
         },
-        "checkpoint": str(path),
-        "iteration": int(state["iteration"]),
+        "checkpoint": meta.checkpoint,
+        "iteration": meta.iteration,
         "seed": seed,
         "grad_steps": grad_steps,
         "episodes": episodes,

@@ -1,0 +1,262 @@
+"""The user's API: load a trained meta-policy, adapt it to a new task in a few gradient steps, use the result.
+
+    meta = MetaPolicy.load("runs/navigation-maml-seed0")
+    policy = meta.adapt(task=[0.3, -0.2])          # one inner step on 20 fresh episodes
+    action = policy.predict(obs)                   # numpy in, numpy out
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+
+from meta_rl.adaptation import StepSize, adapt
+from meta_rl.checkpoint import CheckpointError, check_params_match, load_checkpoint, resolve_checkpoint
+from meta_rl.config import Config, config_from_dict
+from meta_rl.episodes import Episodes
+from meta_rl.policy import GaussianMLPPolicy, Params
+from meta_rl.sampler import Sampler
+from meta_rl.trainer import make_policy, process
+
+ADAPTED_FORMAT = "meta_rl.adapted_policy"
+ADAPTED_VERSION = 1
+
+
+def maml_step_schedule(step_size: float, grad_steps: int) -> list[float]:
+    """The MAML paper's test-time schedule: ``alpha`` for the first step, ``alpha / 2`` for later ones."""
+    return [step_size] + [step_size / 2.0] * (grad_steps - 1)
+
+
+@dataclass
+class AdaptationLog:
+    """What happened during adaptation: mean episode return before each step and after the last."""
+
+    returns: list[float] = field(default_factory=list)  # [steps + 1]; returns[k] = after k steps
+    per_task: list[np.ndarray] = field(default_factory=list)  # [steps + 1] x [M]
+    episodes: list[Episodes] = field(default_factory=list, repr=False)  # the batches the returns came from
+
+
+class AdaptedPolicy:
+    """A policy adapted to one task: acts on numpy observations, can be evaluated, saved and loaded alone.
+
+    :param policy: the architecture.
+    :param params: the adapted parameters (no task dimension).
+    :param env_id: the task family.
+    :param env_kwargs: the family's keyword arguments.
+    :param task: the task it was adapted to.
+    :param horizon: episode length used for evaluation.
+    """
+
+    def __init__(self, policy: GaussianMLPPolicy, params: Params, env_id: str, env_kwargs: dict[str, Any],
+                 task: np.ndarray, horizon: int) -> None:
+        self.policy = policy
+        self.params = {k: v.detach().float() for k, v in params.items()}
+        self.env_id = env_id
+        self.env_kwargs = dict(env_kwargs)
+        self.task = np.asarray(task, dtype=np.float64)
+        self.horizon = horizon
+        self.log: AdaptationLog | None = None
+
+    def predict(self, observation: np.ndarray, deterministic: bool = True,
+                rng: np.random.Generator | None = None) -> np.ndarray:
+        """Action(s) for one observation ``[obs_dim]`` or a batch ``[B, obs_dim]`` (the Gaussian mean if
+        ``deterministic``, else a sample drawn with ``rng``)."""
+        obs = np.asarray(observation, dtype=np.float32)
+        if obs.shape[-1:] != (self.policy.obs_dim,) or obs.ndim > 2:
+            raise ValueError(f"observation has shape {obs.shape}; expected ({self.policy.obs_dim},) or "
+                             f"(batch, {self.policy.obs_dim})")
+        with torch.no_grad():
+            mean, log_std = self.policy.forward(torch.from_numpy(obs), self.params)
+        action = mean.numpy().astype(np.float64)
+        if not deterministic:
+            rng = rng if rng is not None else np.random.default_rng()
+            action = action + np.exp(log_std.numpy()) * rng.standard_normal(action.shape)
+        return action
+
+    def evaluate(self, episodes: int = 10, deterministic: bool = False, seed: int = 0) -> float:
+        """Mean undiscounted return over ``episodes`` episodes on the policy's task (one vector env)."""
+        from meta_rl_envs import make_task_vec
+
+        envs = make_task_vec(self.env_id, episodes, max_episode_steps=self.horizon, **self.env_kwargs)
+        try:
+            envs.set_tasks(np.repeat(self.task[None], episodes, axis=0))
+            obs, _ = envs.reset(seed=seed)
+            rng = np.random.default_rng(seed)
+            total = np.zeros(episodes)
+            done = np.zeros(episodes, dtype=bool)
+            for _ in range(self.horizon):
+                obs, reward, terminated, truncated, _ = envs.step(self.predict(obs, deterministic, rng))
+                total += reward * ~done
+                done |= terminated | truncated
+                if done.all():
+                    break
+        finally:
+            envs.close()
+        return float(total.mean())
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the adapted policy (tensors and plain data only) to ``path``."""
+        from meta_rl.checkpoint import save_checkpoint
+
+        state = {
+            "params": {k: v.cpu() for k, v in self.params.items()},
+            "policy": {"obs_dim": self.policy.obs_dim, "action_dim": self.policy.action_dim,
+                       "hidden_sizes": list(self.policy.hidden_sizes), "activation": self.policy.activation,
+                       "init_std": self.policy.init_std},
+            "env_id": self.env_id, "env_kwargs": self.env_kwargs, "task": self.task.tolist(),
+            "horizon": self.horizon,
+        }
+        return save_checkpoint(state, path, file_format=ADAPTED_FORMAT, version=ADAPTED_VERSION)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> AdaptedPolicy:
+        """Read a file written by :meth:`save` (weights-only: never executes code)."""
+        state = load_checkpoint(path, file_format=ADAPTED_FORMAT, version=ADAPTED_VERSION,
+                                required=("params", "policy", "env_id", "task"))
+        policy = GaussianMLPPolicy(**state["policy"])
+        check_params_match(state["params"], policy.shapes, "adapted policy parameters")
+        return cls(policy, state["params"], state["env_id"], state.get("env_kwargs", {}), np.asarray(state["task"]),
+                   int(state.get("horizon", 100)))
+
+
+class MetaPolicy:
+    """A trained meta-policy (initial parameters and its inner step size), ready to adapt to new tasks.
+
+    :param config: the training config (task family, horizon, episodes per task, inner step).
+    :param params: the meta-learned initial parameters.
+    :param step_sizes: Meta-SGD's learned per-parameter step sizes, or ``None`` for MAML.
+    :param iteration: the training iteration of the checkpoint (for reports).
+    :param checkpoint: where it was loaded from.
+    """
+
+    def __init__(self, config: Config, params: Params, step_sizes: Params | None = None, iteration: int = 0,
+                 checkpoint: str | None = None) -> None:
+        self.config = config
+        self.policy = make_policy(config)
+        check_params_match(params, self.policy.shapes, "policy parameters")
+        if config.inner.algorithm == "metasgd":
+            check_params_match(step_sizes or {}, self.policy.shapes, "Meta-SGD step sizes")
+        self.params = {k: v.detach().float() for k, v in params.items()}
+        self.step_sizes = None if step_sizes is None else {k: v.detach().float() for k, v in step_sizes.items()}
+        self.iteration = iteration
+        self.checkpoint = checkpoint
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, env_id: str | None = None) -> MetaPolicy:
+        """Load from a checkpoint file or a run directory (its latest checkpoint).
+
+        :param env_id: if given, the checkpoint must be of this task family (else :class:`CheckpointError`).
+        """
+        file = resolve_checkpoint(path)
+        state = load_checkpoint(file)
+        config = config_from_dict(state["config"])
+        if env_id is not None and config.env.id != env_id:
+            raise CheckpointError(f"checkpoint {str(file)!r} was trained on {config.env.id!r}, not {env_id!r}")
+        return cls(config, state["learner"]["params"], state["learner"]["step_sizes"], int(state["iteration"]),
+                   str(file))
+
+    @property
+    def env_id(self) -> str:
+        """The task family this meta-policy was trained on."""
+        return self.config.env.id
+
+    def step_schedule(self, steps: int) -> list[StepSize]:
+        """Step size of each inner step: Meta-SGD's learned ones, or MAML's alpha then alpha / 2."""
+        if self.step_sizes is not None:
+            return [self.step_sizes] * steps
+        return list(maml_step_schedule(self.config.inner.step_size, steps))
+
+    def initial_policy(self, task: Any) -> AdaptedPolicy:
+        """The unadapted meta-policy as an :class:`AdaptedPolicy` for ``task`` (zero steps)."""
+        return AdaptedPolicy(self.policy, self.params, self.env_id, self.config.env.kwargs,
+                             self._validate_task(task), self.config.horizon)
+
+    def adapt_on(self, params: Params, episodes: Episodes, step_size: StepSize) -> Params:
+        """One inner step on given episodes (with advantages), exactly the trainer's inner step."""
+        return adapt(self.policy, params, episodes, step_size)
+
+    def adapt(self, task: Any = None, env: gymnasium.Env | None = None, steps: int = 1,
+              episodes: int | None = None, seed: int = 0) -> AdaptedPolicy:
+        """Adapt to ``task`` (or to the task ``env`` is set to) with ``steps`` inner steps, each on ``episodes``
+        fresh episodes (default: the training config's episodes per task) sampled with the latest parameters.
+
+        The returned policy's ``log`` holds the mean return before each step and after the last.
+        """
+        if (task is None) == (env is None):
+            raise ValueError("pass exactly one of task=... or env=... (an environment already set to its task)")
+        if env is not None:
+            if not hasattr(env.unwrapped, "task"):
+                raise ValueError(f"{env} is not a task environment (no .task); pass task=... instead")
+            task = env.unwrapped.task
+        task = self._validate_task(task)
+        params, log = self.adapt_tasks(task[None], steps, episodes, seed)
+        adapted = AdaptedPolicy(self.policy, {k: v[0] for k, v in params.items()}, self.env_id,
+                                self.config.env.kwargs, task, self.config.horizon)
+        adapted.log = log
+        return adapted
+
+    def adapt_tasks(
+        self,
+        tasks: np.ndarray,
+        steps: int,
+        episodes: int | None = None,
+        seed: int = 0,
+        schedule: list[StepSize] | None = None,
+    ) -> tuple[Params, AdaptationLog]:
+        """Adapt to each of ``tasks`` ``[M, task_dim]`` at once; task-batched parameters ``[M, ...]`` and the log.
+
+        ``log.returns[k]`` is the mean return over all tasks after ``k`` steps, ``log.per_task[k]`` per task.
+        """
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+        episodes = self.config.episodes_per_task if episodes is None else episodes
+        if episodes < 1:
+            raise ValueError(f"episodes must be >= 1, got {episodes}")
+        schedule = self.step_schedule(steps) if schedule is None else list(schedule)
+        if len(schedule) != steps:
+            raise ValueError(f"the step-size schedule has {len(schedule)} entries; expected steps = {steps}")
+        rng = np.random.default_rng(seed)
+        generator = torch.Generator().manual_seed(seed)
+        sampler = Sampler(self.env_id, self.config.env.kwargs, len(tasks), episodes, self.config.horizon,
+                          self.policy)
+        log = AdaptationLog()
+        params: Params = {k: v.expand(len(tasks), *v.shape) for k, v in self.params.items()}
+        try:
+            for step_size in [*schedule, None]:
+                batch = process(sampler.collect(params, tasks, rng, generator), self.config)
+                log.per_task.append(batch.episode_returns().mean(dim=1).double().numpy())
+                log.returns.append(float(log.per_task[-1].mean()))
+                log.episodes.append(batch)
+                if step_size is None:
+                    break
+                params = self.adapt_on(params, batch, step_size)
+        finally:
+            sampler.close()
+        return params, log
+
+    def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
+        """Tasks from the family's distribution, ``[num_tasks, task_dim]``."""
+        import meta_rl_envs  # noqa: F401  (registers the families)
+
+        env = gymnasium.make(self.env_id, **self.config.env.kwargs)
+        try:
+            return env.unwrapped.sample_tasks(num_tasks, rng)
+        finally:
+            env.close()
+
+    def _validate_task(self, task: Any) -> np.ndarray:
+        """The task as an array, checked against the family's task space (clear error if malformed)."""
+        import meta_rl_envs  # noqa: F401  (registers the families)
+
+        env = gymnasium.make(self.env_id, **self.config.env.kwargs)
+        try:
+            env.unwrapped.set_task(task)  # raises ValueError naming the value and the allowed range
+            return np.asarray(env.unwrapped.task, dtype=np.float64)
+        finally:
+            env.close()

@@ -1,0 +1,98 @@
+"""Pictures: adaptation curves (return vs gradient steps) and 2D-navigation trajectories before/after adapting."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt
+import numpy as np
+
+from meta_rl.episodes import Episodes
+
+
+def plot_adaptation_curves(results: Sequence[dict[str, Any]], path: str | Path, labels: Sequence[str] | None = None,
+                           title: str | None = None) -> Path:
+    """Mean return (error bars: standard error over tasks) versus gradient steps, one line per result."""
+    if not results:
+        raise ValueError("no evaluation results to plot")
+    labels = list(labels) if labels else [r.get("label") or r.get("algorithm", f"run {i}") for i, r in
+                                          enumerate(results)]
+    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    for result, label in zip(results, labels, strict=True):
+        mean = np.asarray(result["returns"]["mean"])
+        stderr = np.asarray(result["returns"]["stderr"])
+        steps = np.arange(len(mean))
+        ax.errorbar(steps, mean, yerr=stderr, marker="o", capsize=3, label=label)
+    ax.set_xlabel("gradient steps")
+    ax.set_ylabel("mean return")
+    ax.set_xticks(np.arange(max(len(r["returns"]["mean"]) for r in results)))
+    ax.set_title(title or results[0].get("env", ""))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def load_results(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Evaluation JSON files, with a clear error for a missing or malformed one."""
+    results = []
+    for path in paths:
+        try:
+            result = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ValueError(f"evaluation file {str(path)!r} does not exist") from None
+        except json.JSONDecodeError as error:
+            raise ValueError(f"evaluation file {str(path)!r} is not valid JSON: {error}") from None
+        if not isinstance(result, dict) or "returns" not in result or "mean" not in result.get("returns", {}):
+            raise ValueError(f"{str(path)!r} is not a `meta-rl evaluate --json` file (no returns.mean)")
+        results.append(result)
+    return results
+
+
+def plot_navigation_trajectories(
+    goals: np.ndarray,
+    batches: Sequence[Episodes],
+    labels: Sequence[str],
+    path: str | Path,
+    episodes_per_goal: int = 3,
+) -> Path:
+    """One panel per stage (e.g. before adaptation, after 1 and 3 steps): a few trajectories per goal.
+
+    :param goals: ``[M, 2]`` goal positions, one per task of every batch.
+    :param batches: one :class:`Episodes` per stage, with observations ``[T, M, N, 2]``.
+    """
+    goals = np.asarray(goals)
+    fig, axes = plt.subplots(1, len(batches), figsize=(4.0 * len(batches), 4.0), squeeze=False)
+    colors = plt.cm.tab10(np.arange(len(goals)) % 10)
+    for ax, batch, label in zip(axes[0], batches, labels, strict=True):
+        obs = batch.observations.numpy()
+        mask = batch.mask.numpy()
+        for m, goal in enumerate(goals):
+            for n in range(min(episodes_per_goal, obs.shape[2])):
+                valid = mask[:, m, n] > 0
+                xy = obs[valid, m, n]  # positions before each step: starts at the origin
+                ax.plot(xy[:, 0], xy[:, 1], color=colors[m], alpha=0.7, linewidth=1.0)
+            ax.scatter(*goal, marker="*", s=180, color=colors[m], edgecolor="black", zorder=3)
+        ax.scatter([0], [0], marker="o", color="black", s=20, zorder=3)
+        ax.set_title(f"{label}: return {batch.mean_return():.1f}")
+        ax.set_xlim(-0.6, 0.6)
+        ax.set_ylim(-0.6, 0.6)
+        ax.set_aspect("equal")
+        ax.grid(alpha=0.3)
+    fig.suptitle("2D navigation: trajectories (stars: goals)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,174 @@
+#!/usr/bin/env python
+"""Seconds per meta-iteration of a preset, split into sampling / adaptation / outer update, against a plain
+per-task reference in the same run.
+
+The reference does what a straightforward implementation does (the structure of the best-known PyTorch
+MAML-RL code): sampling task by task with Gymnasium's ``SyncVectorEnv`` of single environments, adaptation task
+by task, and a TRPO update whose Fisher-vector products are double backward passes through the per-task KL
+gradients. Both sides use the same episodes sizes, seed, policy and hyper-parameters.
+
+    python scripts/benchmark_iteration.py                       # navigation-maml, 5 + 2 iterations
+    python scripts/benchmark_iteration.py navigation-metasgd --iterations 5 --reference-iterations 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import gymnasium
+import numpy as np
+import torch
+
+import meta_rl_envs
+from meta_rl.adaptation import adapt
+from meta_rl.config import Config, load_config
+from meta_rl.episodes import Episodes
+from meta_rl.meta_learner import MetaLearner
+from meta_rl.policy import LOG_2PI, GaussianMLPPolicy, Params
+from meta_rl.trainer import Trainer, process
+from meta_rl.trpo import conjugate_gradient, flatten, trust_region_step, unflatten
+
+
+def per_task_collect(policy: GaussianMLPPolicy, params: list[Params], tasks: np.ndarray, config: Config,
+                     generator: torch.Generator) -> Episodes:
+    """Reference sampling: one SyncVectorEnv of N single envs per task, tasks one after another."""
+    n, horizon = config.episodes_per_task, config.horizon
+    columns = []
+    for task, task_params in zip(tasks, params, strict=True):
+        envs = gymnasium.vector.SyncVectorEnv(
+            [lambda: gymnasium.make(config.env.id, max_episode_steps=horizon, **config.env.kwargs)] * n
+        )
+        for env in envs.envs:
+            env.unwrapped.set_task(task)
+        obs, _ = envs.reset(seed=0)
+        done = np.zeros(n, dtype=bool)
+        rows = {k: [] for k in ("observations", "actions", "rewards", "mask", "log_probs")}
+        with torch.no_grad():
+            for _ in range(horizon):
+                obs_t = torch.as_tensor(obs, dtype=torch.float32)
+                mean, log_std = policy.forward(obs_t, task_params)
+                noise = torch.randn(mean.shape, generator=generator)
+                action = mean + log_std.exp() * noise
+                alive = torch.from_numpy(~done).float()
+                obs_next, reward, terminated, truncated, _ = envs.step(action.numpy())
+                rows["observations"].append(obs_t)
+                rows["actions"].append(action)
+                rows["rewards"].append(torch.as_tensor(reward, dtype=torch.float32) * alive)
+                rows["mask"].append(alive)
+                rows["log_probs"].append(-0.5 * (noise**2).sum(-1) - log_std.sum(-1) - LOG_2PI)
+                done |= terminated | truncated
+                obs = obs_next
+        envs.close()
+        columns.append({k: torch.stack(v) for k, v in rows.items()})
+    batch = Episodes(**{k: torch.stack([c[k] for c in columns], dim=1) for k in columns[0]})
+    return process(batch, config)
+
+
+def slice_task(episodes: Episodes, m: int) -> Episodes:
+    """Task ``m`` of a batch as a one-task batch."""
+    names = ("observations", "actions", "rewards", "mask", "log_probs", "advantages")
+    return Episodes(*(getattr(episodes, k)[:, m : m + 1] for k in names))
+
+
+def per_task_trpo_update(learner: MetaLearner, support: Episodes, query: Episodes) -> None:
+    """Reference outer update: per-task surrogates and KLs, double-backward Fisher-vector products."""
+    outer, tensors = learner.outer, learner.meta_parameters()
+    tasks = range(support.num_tasks)
+    supports = [slice_task(support, m) for m in tasks]
+    queries = [slice_task(query, m) for m in tasks]
+    results = [learner.surrogate([s], q) for s, q in zip(supports, queries, strict=True)]
+    loss = torch.stack([r.loss for r in results]).mean()
+    kl = torch.stack([r.kl for r in results]).mean()
+    gradient = flatten(torch.autograd.grad(loss, tensors, retain_graph=True))
+    kl_grad = flatten(torch.autograd.grad(kl, tensors, create_graph=True))
+
+    def fvp(vector: torch.Tensor) -> torch.Tensor:
+        return flatten(torch.autograd.grad(kl_grad @ vector, tensors, retain_graph=True)) + outer.cg_damping * vector
+
+    direction = conjugate_gradient(fvp, gradient, outer.cg_iters)
+    step = trust_region_step(direction, fvp(direction), outer.max_kl)
+    old = flatten([t.detach() for t in tensors])
+    fraction = 1.0
+    with torch.no_grad():
+        for _ in range(outer.line_search_steps):
+            candidate = learner._split(unflatten(old - fraction * step, tensors))
+            new = [learner.surrogate([s], q, *candidate, old=r) for s, q, r in zip(supports, queries, results,
+                                                                                   strict=True)]
+            new_loss = torch.stack([r.loss for r in new]).mean().item()
+            new_kl = torch.stack([r.kl for r in new]).mean().item()
+            if new_loss < loss.item() and new_kl <= outer.max_kl:
+                for tensor, value in zip(tensors, unflatten(old - fraction * step, tensors), strict=True):
+                    tensor.copy_(value)
+                break
+            fraction *= outer.line_search_backtrack_ratio
+
+
+def reference_iteration(trainer: Trainer) -> dict[str, float]:
+    """One meta-iteration the plain way (loops over tasks); same sizes and hyper-parameters as ``trainer``."""
+    config, learner, policy = trainer.config, trainer.learner, trainer.policy
+    timings = {}
+    tasks = trainer.sampler.envs.sample_tasks(config.meta_batch_size, trainer.rng)
+    params = {k: v.detach() for k, v in learner.params.items()}
+    tick = time.perf_counter()
+    support = per_task_collect(policy, [params] * len(tasks), tasks, config, trainer.generator)
+    timings["sampling"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    adapted = [
+        {k: v[0] for k, v in adapt(policy, params, slice_task(support, m), learner.step_size()).items()}
+        for m in range(len(tasks))
+    ]
+    timings["adaptation"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    query = per_task_collect(policy, adapted, tasks, config, trainer.generator)
+    timings["sampling"] += time.perf_counter() - tick
+    tick = time.perf_counter()
+    per_task_trpo_update(learner, support, query)
+    timings["outer_update"] = time.perf_counter() - tick
+    timings["env_steps"] = float(support.num_steps + query.num_steps)
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("preset", nargs="?", default="navigation-maml")
+    parser.add_argument("--iterations", type=int, default=5, help="timed iterations of ours (after 1 warm-up)")
+    parser.add_argument("--reference-iterations", type=int, default=2, help="timed iterations of the reference")
+    parser.add_argument("overrides", nargs="*", default=[], metavar="key=value")
+    args = parser.parse_args()
+    if "=" in args.preset:  # only overrides were given
+        args.overrides, args.preset = [args.preset, *args.overrides], "navigation-maml"
+    config = load_config(args.preset, [*args.overrides, "device=cpu"])
+    if config.outer.optimizer != "trpo" or config.inner.num_steps != 1:
+        parser.error("the reference covers one-step TRPO presets")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads), meta_rl_envs from {meta_rl_envs.__file__}")
+    print(f"preset {args.preset}: {config.meta_batch_size} tasks x {config.episodes_per_task} episodes x "
+          f"horizon {config.horizon}, {config.policy.hidden_sizes} {config.policy.activation} policy, "
+          f"CG {config.outer.cg_iters} iterations")
+
+    trainer = Trainer(config, "/tmp/meta_rl_benchmark")
+    trainer.train_iteration()  # warm-up
+    ours = [trainer.train_iteration() for _ in range(args.iterations)]
+    reference = [reference_iteration(trainer) for _ in range(args.reference_iterations)]
+    trainer.close()
+
+    def mean(rows: list[dict], key: str) -> float:
+        return float(np.mean([r[key] for r in rows]))
+
+    our = {k: mean(ours, f"time/{k}") for k in ("sampling", "adaptation", "outer_update", "iteration")}
+    our_steps = mean(ours, "perf/env_steps_per_second")
+    ref = {k: mean(reference, k) for k in ("sampling", "adaptation", "outer_update")}
+    ref["iteration"] = sum(ref.values())
+    ref_steps = mean(reference, "env_steps") / ref["sampling"]
+    print(f"\n{'seconds per meta-iteration':28s} {'meta_rl':>10s} {'reference':>10s} {'speed-up':>9s}")
+    for key in ("sampling", "adaptation", "outer_update", "iteration"):
+        print(f"{key:28s} {our[key]:10.3f} {ref[key]:10.3f} {ref[key] / our[key]:8.1f}x")
+    print(f"{'env steps per second':28s} {our_steps:10.0f} {ref_steps:10.0f} {our_steps / ref_steps:8.1f}x")
+    print(f"(meta_rl: mean of {args.iterations} iterations after a warm-up; reference: {args.reference_iterations})")
+
+
+if __name__ == "__main__":
+    main()
