@@ -12,11 +12,18 @@ from __future__ import annotations
 import gymnasium
 
 from meta_rl_envs.base import TaskEnvMixin, VectorTaskEnvMixin, validate_tasks
-from meta_rl_envs.navigation import Navigation2DEnv, Navigation2DVectorEnv
+from meta_rl_envs.navigation import (
+    Navigation2DEnv,
+    Navigation2DOracleEnv,
+    Navigation2DOracleVectorEnv,
+    Navigation2DVectorEnv,
+)
 from meta_rl_envs.vector import TaskSyncVectorEnv, make_task_vec, registered_ids
 
 __all__ = [
     "Navigation2DEnv",
+    "Navigation2DOracleEnv",
+    "Navigation2DOracleVectorEnv",
     "Navigation2DVectorEnv",
     "TaskEnvMixin",
     "TaskSyncVectorEnv",
@@ -35,6 +42,13 @@ def register_envs() -> None:
             id="meta_rl/Navigation2D-v0",
             entry_point="meta_rl_envs.navigation:Navigation2DEnv",
             vector_entry_point="meta_rl_envs.navigation:Navigation2DVectorEnv",
+            max_episode_steps=100,
+        )
+    if "meta_rl/Navigation2DOracle-v0" not in gymnasium.envs.registry:
+        gymnasium.register(
+            id="meta_rl/Navigation2DOracle-v0",
+            entry_point="meta_rl_envs.navigation:Navigation2DOracleEnv",
+            vector_entry_point="meta_rl_envs.navigation:Navigation2DOracleVectorEnv",
             max_episode_steps=100,
         )
 

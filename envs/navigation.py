@@ -23,7 +23,7 @@ from gymnasium.vector.utils import batch_space
 
 from meta_rl_envs.base import TaskEnvMixin, VectorTaskEnvMixin, describe_env, validate_tasks
 
-__all__ = ["Navigation2DEnv", "Navigation2DVectorEnv"]
+__all__ = ["Navigation2DEnv", "Navigation2DOracleEnv", "Navigation2DOracleVectorEnv", "Navigation2DVectorEnv"]
 
 MAX_SPEED = 0.1
 """Per-axis bound of the velocity action."""
@@ -284,3 +284,58 @@ class Navigation2DVectorEnv(VectorEnv, VectorTaskEnvMixin):
         self._state = state
         self._autoreset = terminations | truncations
         return state.copy(), rewards, terminations, truncations, self._task_infos(self._all_true)
+
+
+def _oracle_observation_space() -> spaces.Box:
+    """Position and goal, float32 ``(x, y, gx, gy)``."""
+    return spaces.Box(-np.inf, np.inf, shape=(4,), dtype=np.float32)
+
+
+class Navigation2DOracleEnv(Navigation2DEnv):
+    """2D navigation whose observation also holds the goal ``(x, y, gx, gy)``: the oracle baseline's env.
+
+    A policy trained on it with no adaptation is the ceiling of what adaptation can reach (the MAML paper's
+    "oracle"). Dynamics, rewards and tasks are those of :class:`Navigation2DEnv`.
+    """
+
+    def __init__(self, goal_low: float = -0.5, goal_high: float = 0.5, task: Any = None,
+                 render_mode: str | None = None) -> None:
+        super().__init__(goal_low, goal_high, task, render_mode)
+        self.observation_space = _oracle_observation_space()
+
+    def _with_goal(self, position: np.ndarray) -> np.ndarray:
+        return np.concatenate([position, self._task.astype(np.float32)])
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        """As :meth:`Navigation2DEnv.reset`, with the goal appended to the observation."""
+        position, info = super().reset(seed=seed, options=options)
+        return self._with_goal(position), info
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """As :meth:`Navigation2DEnv.step`, with the goal appended to the observation."""
+        position, reward, terminated, truncated, info = super().step(action)
+        return self._with_goal(position), reward, terminated, truncated, info
+
+
+class Navigation2DOracleVectorEnv(Navigation2DVectorEnv):
+    """Native vector version of :class:`Navigation2DOracleEnv` (observations ``[num_envs, 4]``)."""
+
+    def __init__(self, num_envs: int, max_episode_steps: int = 100, **kwargs: Any) -> None:
+        super().__init__(num_envs, max_episode_steps, **kwargs)
+        self.single_observation_space = _oracle_observation_space()
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+
+    def _with_goals(self, positions: np.ndarray) -> np.ndarray:
+        return np.concatenate([positions, self._tasks.astype(np.float32)], axis=1)
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        """As :meth:`Navigation2DVectorEnv.reset`, with each sub-env's goal appended."""
+        positions, infos = super().reset(seed=seed, options=options)
+        return self._with_goals(positions), infos
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """As :meth:`Navigation2DVectorEnv.step`, with each sub-env's goal appended."""
+        positions, rewards, terminations, truncations, infos = super().step(actions)
+        return self._with_goals(positions), rewards, terminations, truncations, infos

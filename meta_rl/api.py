@@ -161,6 +161,16 @@ class MetaPolicy:
         return cls(config, state["learner"]["params"], state["learner"]["step_sizes"], int(state["iteration"]),
                    str(file))
 
+    @classmethod
+    def untrained(cls, config: Config, seed: int = 0) -> MetaPolicy:
+        """A freshly initialised policy for ``config`` (the random baseline), initialised from ``seed``."""
+        policy = make_policy(config)
+        params = policy.init_params(torch.Generator().manual_seed(seed))
+        step_sizes = None
+        if config.inner.algorithm == "metasgd":
+            step_sizes = {k: torch.full(v.shape, config.inner.step_size) for k, v in params.items()}
+        return cls(config, params, step_sizes)
+
     @property
     def env_id(self) -> str:
         """The task family this meta-policy was trained on."""

@@ -60,15 +60,31 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Adaptation curve of a trained checkpoint on held-out tasks."""
-    from meta_rl.evaluation import evaluate, format_table, write_json
+    """Adaptation curve of a trained checkpoint (or an untrained policy) on held-out tasks."""
+    from meta_rl.evaluation import evaluate, format_table, plot_trajectories, write_json, write_tensorboard
 
-    result = evaluate(args.checkpoint, num_tasks=args.tasks, grad_steps=args.grad_steps,
-                      episodes=args.episodes, seed=args.seed, progress=not args.no_progress)
+    untrained = load_config(args.checkpoint) if args.random else None
+    try:
+        result = evaluate(None if args.random else args.checkpoint, num_tasks=args.tasks,
+                          grad_steps=args.grad_steps, episodes=args.episodes, seed=args.seed,
+                          progress=not args.no_progress, env_id=args.env, untrained=untrained)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     print(format_table(result))
     if args.json:
         write_json(result, args.json)
         print(f"Wrote {args.json}")
+    tensorboard = args.tensorboard
+    if tensorboard is None and not args.random:
+        tensorboard = Path(result["checkpoint"]).parent / f"evaluation-seed{args.seed}"
+    if tensorboard:
+        write_tensorboard(result, tensorboard)
+        print(f"TensorBoard: {tensorboard}")
+    if args.trajectories:
+        try:
+            print(f"Wrote {plot_trajectories(result, args.trajectories)}")
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
     return 0
 
 
@@ -139,13 +155,20 @@ def build_parser() -> argparse.ArgumentParser:
     presets.set_defaults(func=cmd_presets)
 
     evaluate = sub.add_parser("evaluate", help="returns after 0..k inner steps on held-out tasks")
-    evaluate.add_argument("checkpoint", help="a run directory (its latest checkpoint) or a checkpoint file")
+    evaluate.add_argument("checkpoint", help="a run directory (its latest checkpoint) or a checkpoint file; with "
+                          "--random, a preset or config file")
     evaluate.add_argument("--tasks", type=int, default=40, help="held-out tasks (default 40)")
     evaluate.add_argument("--grad-steps", type=int, default=3, help="inner steps (default 3)")
     evaluate.add_argument("--episodes", type=int, default=20, help="episodes per task per step (default 20)")
     evaluate.add_argument("--seed", type=int, default=1_000_003, help="held-out task seed (separate from training)")
     evaluate.add_argument("--json", help="also write the results as JSON to this file")
-    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluate.add_argument("--env", help="refuse a checkpoint of another task family than this id")
+    evaluate.add_argument("--random", action="store_true",
+                          help="evaluate a freshly initialised policy of the given preset (the random baseline)")
+    evaluate.add_argument("--tensorboard", help="write return vs gradient step here (default RUN_DIR/evaluation-seedS)")
+    evaluate.add_argument("--trajectories", help="2D navigation: PNG of trajectories for 4 held-out goals "
+                          "before adapting, after 1 and after the last step")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress lines")
     evaluate.set_defaults(func=cmd_evaluate)
 
     adapt = sub.add_parser("adapt", help="adapt a trained meta-policy to one new task")

@@ -56,7 +56,10 @@ class InnerConfig:
         "maml", "maml: one scalar step size; metasgd: a meta-learned step size per parameter element."
     )
     step_size: float = _field(0.1, "MAML's step size, or the initial value of Meta-SGD's step sizes.", positive=True)
-    num_steps: int = _field(1, "Inner policy-gradient steps, each on fresh support episodes.", positive=True)
+    num_steps: int = _field(
+        1, "Inner policy-gradient steps, each on fresh support episodes; 0 trains without adaptation (the "
+        "pretrained and oracle baselines).", nonnegative=True
+    )
     first_order: bool = _field(False, "Drop the second-order term of the meta-gradient (first-order MAML).")
 
 

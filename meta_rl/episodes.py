@@ -46,6 +46,11 @@ class Episodes:
         tensors = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_task_major"}
         return Episodes(**{k: (v.to(device) if v is not None else None) for k, v in tensors.items()})
 
+    def select_tasks(self, tasks: slice | list[int]) -> Episodes:
+        """The episodes of some tasks only (task dimension 1), e.g. ``select_tasks(slice(m, m + 1))``."""
+        tensors = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_task_major"}
+        return Episodes(**{k: (v[:, tasks] if v is not None else None) for k, v in tensors.items()})
+
     def task_major(self, name: str) -> Tensor:
         """Field ``name`` as ``[M, T, N, ...]`` (contiguous, cached) for the task-batched policy forward."""
         if name not in self._task_major:

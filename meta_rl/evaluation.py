@@ -1,4 +1,10 @@
-"""Fast adaptation on held-out tasks: mean return after 0, 1, ..., k inner steps, from a checkpoint."""
+"""Fast adaptation on held-out tasks: mean return after 0, 1, ..., k inner steps, from a checkpoint.
+
+This is the MAML paper's evaluation: held-out tasks (a seed separate from training's), ``k`` inner steps each on
+fresh episodes, MAML's step size alpha then alpha / 2, Meta-SGD's learned step sizes; the mean undiscounted
+return and its standard error over tasks after each step. The same code evaluates the baselines: a pretrained
+policy (trained without adaptation) and an untrained (random) one are fine-tuned with the same inner step.
+"""
 
 from __future__ import annotations
 
@@ -10,29 +16,50 @@ from typing import Any
 import numpy as np
 
 from meta_rl.api import MetaPolicy
+from meta_rl.config import Config
+
+DEFAULT_SEED = 1_000_003  # held-out tasks: a stream no training seed (small integers) reaches
+
+
+def method_label(meta: MetaPolicy, untrained: bool = False) -> str:
+    """What a result is called in tables and plots: maml, metasgd, pretrained, oracle or random."""
+    if untrained:
+        return "random"
+    if meta.config.inner.num_steps == 0:
+        return "oracle" if "Oracle" in meta.env_id else "pretrained"
+    return meta.config.inner.algorithm
 
 
 def evaluate(
-    checkpoint: str | Path,
+    checkpoint: str | Path | None = None,
     num_tasks: int = 40,
     grad_steps: int = 3,
     episodes: int = 20,
-    seed: int = 1_000_003,
+    seed: int = DEFAULT_SEED,
     step_schedule: list[float] | None = None,
     progress: bool = False,
+    env_id: str | None = None,
+    untrained: Config | None = None,
 ) -> dict[str, Any]:
     """Adapt a trained meta-policy to ``num_tasks`` held-out tasks and record returns after each step.
 
-    Held-out tasks and all sampling noise come from ``seed``, a stream separate from training's. Each step
-    uses ``episodes`` fresh episodes per task sampled with the latest adapted parameters. MAML uses
-    ``step_schedule`` (default alpha, then alpha / 2); Meta-SGD uses its learned step sizes.
+    :param checkpoint: a run directory or checkpoint file (or ``None`` with ``untrained``).
+    :param step_schedule: MAML's step size per step (default alpha, then alpha / 2); ignored for Meta-SGD,
+        which uses its learned step sizes.
+    :param env_id: if given, the checkpoint must be of this task family.
+    :param untrained: evaluate a freshly initialised policy for this config instead (the random baseline,
+        initialised from ``seed``).
+    :return: the JSON-serialisable result (see the README), with ``episodes`` kept out of the JSON under
+        the key ``"_batches"`` (the adaptation log's episode batches, for plots).
     """
     for name, value in (("num_tasks", num_tasks), ("episodes", episodes)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     if grad_steps < 0:
         raise ValueError(f"grad_steps must be >= 0, got {grad_steps}")
-    meta = MetaPolicy.load(checkpoint)
+    if (checkpoint is None) == (untrained is None):
+        raise ValueError("pass exactly one of a checkpoint or an untrained config")
+    meta = MetaPolicy.untrained(untrained, seed) if untrained is not None else MetaPolicy.load(checkpoint, env_id)
     schedule = list(step_schedule) if step_schedule is not None and meta.step_sizes is None else None
     tasks = meta.sample_tasks(num_tasks, np.random.default_rng(seed))
     _, log = meta.adapt_tasks(tasks, grad_steps, episodes, seed=seed, schedule=schedule)
@@ -44,6 +71,7 @@ def evaluate(
     return {
         "env": meta.env_id,
         "algorithm": meta.config.inner.algorithm,
+        "label": method_label(meta, untrained is not None),
         "tasks": np.asarray(tasks).tolist(),
         "returns": {
             "mean": per_task.mean(axis=0).tolist(),
@@ -55,13 +83,15 @@ def evaluate(
         "seed": seed,
         "grad_steps": grad_steps,
         "episodes": episodes,
+        "_batches": log.episodes,
     }
 
 
 def format_table(result: dict[str, Any]) -> str:
     """A terminal table: return (mean +- stderr over tasks) after each number of gradient steps."""
+    source = result["checkpoint"] or "untrained policy"
     lines = [
-        f"{result['env']}  {result['algorithm']}  checkpoint {result['checkpoint']} (iteration {result['iteration']})",
+        f"{result['env']}  {result['label']}  {source} (iteration {result['iteration']})",
         f"{len(result['tasks'])} held-out tasks, seed {result['seed']}, {result['episodes']} episodes per step",
         f"{'grad steps':>10}  {'mean return':>12}  {'stderr':>8}",
     ]
@@ -71,6 +101,38 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def write_json(result: dict[str, Any], path: str | Path) -> None:
-    """Write an evaluation result as JSON."""
+    """Write an evaluation result as JSON (everything but the episode batches)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(result, indent=2) + "\n")
+    public = {k: v for k, v in result.items() if not k.startswith("_")}
+    Path(path).write_text(json.dumps(public, indent=2) + "\n")
+
+
+def write_tensorboard(result: dict[str, Any], log_dir: str | Path) -> None:
+    """Return versus gradient step as TensorBoard scalars ``evaluation/return`` and ``evaluation/return_stderr``
+    (x axis: gradient steps), plus the table as text."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(log_dir))
+    try:
+        for step, (mean, err) in enumerate(zip(result["returns"]["mean"], result["returns"]["stderr"], strict=True)):
+            writer.add_scalar("evaluation/return", mean, global_step=step)
+            writer.add_scalar("evaluation/return_stderr", err, global_step=step)
+        writer.add_text("evaluation/table", "```\n" + format_table(result) + "\n```")
+    finally:
+        writer.close()
+
+
+def plot_trajectories(result: dict[str, Any], path: str | Path, goals: int = 4) -> Path:
+    """2D navigation: trajectories for the first ``goals`` held-out goals before adapting, after one step and
+    after the last step."""
+    from meta_rl.plots import plot_navigation_trajectories
+
+    if "Navigation2D" not in result["env"]:
+        raise ValueError(f"trajectory pictures are drawn for 2D navigation; {result['env']!r} has none")
+    batches = result["_batches"]
+    stages = sorted({0, min(1, len(batches) - 1), len(batches) - 1})
+    labels = [f"after {k} step{'s' if k != 1 else ''}" for k in stages]
+    goals = min(goals, len(result["tasks"]))
+    picked = [batches[k].select_tasks(slice(0, goals)) for k in stages]
+    return plot_navigation_trajectories(np.asarray(result["tasks"])[:goals, :2], picked, labels, path)
+

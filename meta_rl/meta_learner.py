@@ -229,8 +229,10 @@ class MetaLearner:
         mask = query.task_major("mask")  # [M, T, N]
         num_tasks = mask.shape[0]
         weights = mask / (mask.sum(dim=(1, 2), keepdim=True).clamp_min(1.0) * num_tasks)
-        mean_curvature = weights.unsqueeze(-1) * torch.exp(-2.0 * result.log_std.detach()).view(num_tasks, 1, 1, -1)
-        log_std_curvature = 2.0 / num_tasks
+        log_std = result.log_std.detach()  # [M, A] adapted, or [A] when there is no inner step
+        inverse_variance = torch.exp(-2.0 * log_std).view(-1, 1, 1, log_std.shape[-1])
+        mean_curvature = weights.unsqueeze(-1) * inverse_variance
+        log_std_curvature = 2.0 / num_tasks if log_std.dim() == 2 else 2.0  # a shared log-std serves all M tasks
         outputs = [result.mean, result.log_std]
         dummies = [torch.zeros_like(o, requires_grad=True) for o in outputs]
         vjp = torch.autograd.grad(outputs, tensors, grad_outputs=dummies, create_graph=True, retain_graph=True)

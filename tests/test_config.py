@@ -20,7 +20,9 @@ from meta_rl.config import (
     load_config,
 )
 
-PRESETS = ["navigation-maml", "navigation-maml-adam", "navigation-metasgd", "navigation-metasgd-adam"]
+PRESETS = ["navigation-maml", "navigation-maml-adam", "navigation-metasgd", "navigation-metasgd-adam",
+           "navigation-oracle", "navigation-pretrained"]
+BASELINES = {"navigation-oracle", "navigation-pretrained"}
 
 
 def ordered(*parts: str) -> str:
@@ -41,13 +43,14 @@ def test_list_presets_names_and_descriptions():
 def test_every_preset_loads_with_the_papers_navigation_numbers(name):
     config = load_config(name)
     assert isinstance(config, Config)
-    assert config.env.id == "meta_rl/Navigation2D-v0"
+    oracle = name == "navigation-oracle"
+    assert config.env.id == ("meta_rl/Navigation2DOracle-v0" if oracle else "meta_rl/Navigation2D-v0")
     # The MAML paper's 2D navigation setting.
     assert config.meta_batch_size == 20
     assert config.episodes_per_task == 20
     assert config.horizon == 100
     assert config.inner.step_size == 0.1
-    assert config.inner.num_steps == 1
+    assert config.inner.num_steps == (0 if name in BASELINES else 1)  # the baselines train without adapting
     assert config.inner.first_order is False
     assert config.gamma == 0.99
     assert config.gae_lambda == 1.0

@@ -19,19 +19,21 @@ def make_learner(algorithm: str = "maml", **outer: object) -> MetaLearner:
                        OuterConfig(**outer), step_sizes=step_sizes)
 
 
-@pytest.mark.parametrize("algorithm", ["maml", "metasgd"])
+@pytest.mark.parametrize(("algorithm", "inner_steps"), [("maml", 1), ("metasgd", 1), ("maml", 0)])
 @pytest.mark.parametrize("fvp", ["gauss_newton", "kl_hessian"])
-def test_fisher_vector_product_equals_explicit_kl_hessian(algorithm: str, fvp: str):
+def test_fisher_vector_product_equals_explicit_kl_hessian(algorithm: str, inner_steps: int, fvp: str):
+    """Also without adaptation (the pretrained/oracle baselines): one log-std shared by all tasks."""
     learner = make_learner(algorithm, fvp=fvp, cg_damping=0.0)
-    support, query = tiny_episodes(seed=1), tiny_episodes(seed=11)
+    support = [tiny_episodes(seed=1)][:inner_steps]
+    query = tiny_episodes(seed=11)
     tensors = learner.meta_parameters()
     names = [f"t{i}" for i in range(len(tensors))]
     like = dict(zip(names, [t.detach() for t in tensors], strict=True))
-    before = learner.surrogate([support], query)
+    before = learner.surrogate(support, query)
 
     def kl(vector: torch.Tensor) -> torch.Tensor:
         values = list(unflat(vector, like).values())
-        return learner.surrogate([support], query, *learner._split(values), old=before).kl
+        return learner.surrogate(support, query, *learner._split(values), old=before).kl
 
     hessian = torch.autograd.functional.hessian(kl, flat(like))
     product = learner._fisher_vector_product(before, query, tensors)
