@@ -404,3 +404,38 @@ def test_step_before_reset_and_bad_action_shape() -> None:
     env.reset()
     with pytest.raises(ValueError, match=r"\(2, 2\).*expected \(3, 2\)"):
         env.step(np.zeros((2, 2), dtype=np.float32))
+
+
+# ------------------------------------------------------------------------------------------ oracle env
+ORACLE_ID = "meta_rl/Navigation2DOracle-v0"
+
+
+def test_oracle_env_checks_and_appends_the_goal() -> None:
+    env = gymnasium.make(ORACLE_ID)
+    check_env(env.unwrapped, skip_render_check=True)
+    env.unwrapped.set_task([0.2, -0.1])
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(obs, np.float32([0.0, 0.0, 0.2, -0.1]))
+    obs, reward, *_ = env.step(np.array([0.1, 0.1], dtype=np.float32))
+    np.testing.assert_array_equal(obs, np.float32([0.1, 0.1, 0.2, -0.1]))
+    assert reward == pytest.approx(-np.hypot(0.1 - 0.2, 0.1 + 0.1), abs=1e-6)
+
+
+def test_oracle_vector_env_matches_sync_vector_env() -> None:
+    goals = _trajectory_goals()
+    n = len(goals)
+    native = gymnasium.make_vec(ORACLE_ID, n, vectorization_mode="vector_entry_point")
+    native.set_tasks(goals)
+    reference = SyncVectorEnv([lambda: gymnasium.make(ORACLE_ID) for _ in range(n)])
+    for env, goal in zip(reference.envs, goals, strict=True):
+        env.unwrapped.set_task(goal)
+    assert native.observation_space == reference.observation_space
+    obs, _ = native.reset(seed=1)
+    np.testing.assert_array_equal(obs, reference.reset(seed=1)[0])
+    rng = np.random.default_rng(7)
+    for _ in range(120):
+        actions = _actions(obs[:, :2], goals, rng)
+        out = native.step(actions)
+        _assert_same_step(out, reference.step(actions))
+        obs = out[0]
+        np.testing.assert_array_equal(obs[:, 2:], goals.astype(np.float32))

@@ -1,0 +1,118 @@
+"""Evaluation on held-out tasks: reproducible, held-out, documented JSON, plots, TensorBoard, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from meta_rl.cli import main
+from meta_rl.config import load_config
+from meta_rl.evaluation import evaluate, write_json
+from meta_rl.trainer import Trainer
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TINY = ["meta_batch_size=4", "episodes_per_task=4", "policy.hidden_sizes=[16]", "iterations=2", "torch_threads=1",
+        "seed=5"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
+    """A tiny trained run, and every task its training drew."""
+    run_dir = tmp_path_factory.mktemp("run")
+    trainer = Trainer(load_config("navigation-metasgd", TINY), run_dir)
+    drawn: list[np.ndarray] = []
+    sample = trainer.sampler.envs.sample_tasks
+
+    def recording(num_tasks, rng):
+        tasks = sample(num_tasks, rng)
+        drawn.append(tasks)
+        return tasks
+
+    trainer.sampler.envs.sample_tasks = recording
+    trainer.train(progress=False)
+    trainer.close()
+    return run_dir, drawn
+
+
+def test_reproducible_for_a_seed_and_different_for_another(trained):
+    run_dir, _ = trained
+    a = evaluate(run_dir, num_tasks=3, grad_steps=2, episodes=3, seed=11)
+    b = evaluate(run_dir, num_tasks=3, grad_steps=2, episodes=3, seed=11)
+    c = evaluate(run_dir, num_tasks=3, grad_steps=2, episodes=3, seed=12)
+    assert a["returns"] == b["returns"] and a["tasks"] == b["tasks"]
+    assert a["tasks"] != c["tasks"]
+
+
+def test_held_out_tasks_differ_from_training_tasks(trained):
+    run_dir, drawn = trained
+    training = np.concatenate(drawn)
+    assert len(training) == 2 * 4
+    held_out = np.asarray(evaluate(run_dir, num_tasks=40, grad_steps=0, episodes=1)["tasks"])
+    distances = np.linalg.norm(held_out[:, None, :] - training[None, :, :], axis=-1)
+    assert distances.min() > 1e-6
+
+
+def test_json_has_the_documented_shape(trained, tmp_path):
+    run_dir, _ = trained
+    result = evaluate(run_dir, num_tasks=3, grad_steps=2, episodes=2, seed=1)
+    write_json(result, tmp_path / "eval.json")
+    data = json.loads((tmp_path / "eval.json").read_text())
+    assert {"env", "algorithm", "tasks", "returns", "checkpoint", "seed"} <= set(data)
+    assert data["env"] == "meta_rl/Navigation2D-v0" and data["algorithm"] == "metasgd" and data["seed"] == 1
+    assert np.asarray(data["tasks"]).shape == (3, 2)
+    assert len(data["returns"]["mean"]) == len(data["returns"]["stderr"]) == 3
+    per_task = np.asarray(data["returns"]["per_task"])
+    assert per_task.shape == (3, 3)
+    np.testing.assert_allclose(per_task.mean(axis=0), data["returns"]["mean"])
+    np.testing.assert_allclose(per_task.std(axis=0, ddof=1) / np.sqrt(3), data["returns"]["stderr"])
+    assert Path(data["checkpoint"]).name == "checkpoint.pt"
+
+
+def test_cli_writes_json_plots_and_tensorboard(trained, tmp_path, capsys):
+    run_dir, _ = trained
+    evaluation, random_eval = tmp_path / "maml.json", tmp_path / "random.json"
+    trajectories, curve = tmp_path / "traj.png", tmp_path / "curve.png"
+    board = tmp_path / "tb"
+    assert main(["evaluate", str(run_dir), "--tasks", "3", "--grad-steps", "3", "--episodes", "2", "--json",
+                 str(evaluation), "--trajectories", str(trajectories), "--tensorboard", str(board),
+                 "--no-progress"]) == 0
+    assert main(["evaluate", "navigation-maml", "--random", "--tasks", "3", "--grad-steps", "3", "--episodes", "2",
+                 "--json", str(random_eval), "--no-progress"]) == 0
+    assert json.loads(random_eval.read_text())["label"] == "random"
+    assert main(["plot", str(evaluation), str(random_eval), "-o", str(curve)]) == 0
+    for picture in (trajectories, curve):
+        assert picture.read_bytes()[:8] == PNG_MAGIC and picture.stat().st_size > 10_000
+    accumulator = EventAccumulator(str(board))
+    accumulator.Reload()
+    steps = [event.step for event in accumulator.Scalars("evaluation/return")]
+    assert steps == [0, 1, 2, 3]
+    table = capsys.readouterr().out
+    assert "grad steps" in table and "mean return" in table
+
+
+def test_bad_inputs_get_clear_errors(trained, tmp_path, capsys):
+    run_dir, _ = trained
+    assert main(["evaluate", str(tmp_path / "nowhere")]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+    assert main(["evaluate", str(run_dir), "--env", "meta_rl/Navigation2DOracle-v0"]) == 2
+    assert "trained on 'meta_rl/Navigation2D-v0', not 'meta_rl/Navigation2DOracle-v0'" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("{not json")
+    assert main(["plot", str(tmp_path / "bad.json")]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="num_tasks must be >= 1"):
+        evaluate(run_dir, num_tasks=0)
+
+
+def test_training_without_adaptation_trains_the_baselines(tmp_path):
+    """inner.num_steps=0 (pretrained / oracle presets) runs plain multi-task TRPO and logs only step 0."""
+    for preset in ("navigation-pretrained", "navigation-oracle"):
+        trainer = Trainer(load_config(preset, TINY), tmp_path / preset)
+        history = trainer.train(progress=False)
+        trainer.close()
+        assert list(history[-1]) == ["returns/step_0"]
+        result = evaluate(tmp_path / preset, num_tasks=2, grad_steps=1, episodes=2)
+        assert result["label"] == preset.removeprefix("navigation-")
