@@ -57,9 +57,21 @@ def _observation_space() -> spaces.Box:
     return spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
 
 
-def _action_space() -> spaces.Box:
-    """Velocity in [-0.1, 0.1] per axis."""
-    return spaces.Box(-MAX_SPEED, MAX_SPEED, shape=(2,), dtype=np.float32)
+def _action_space(normalized_actions: bool = False) -> spaces.Box:
+    """Velocity in [-0.1, 0.1] per axis, or in [-1, 1] (scaled by 0.1) with ``normalized_actions``."""
+    bound = 1.0 if normalized_actions else MAX_SPEED
+    return spaces.Box(-bound, bound, shape=(2,), dtype=np.float32)
+
+
+def _velocity(action: np.ndarray, normalized_actions: bool) -> np.ndarray:
+    """The velocity an action asks for: clipped to the action space, then scaled to [-0.1, 0.1] if normalized.
+
+    ``normalized_actions`` is what rllab's ``normalize(env)`` did in the MAML paper's own experiments: the policy
+    acts in [-1, 1] and the env scales to the true bounds, so a unit-variance policy is not saturated.
+    """
+    if normalized_actions:
+        return np.clip(action, -1.0, 1.0) * np.float32(MAX_SPEED)
+    return np.clip(action, -MAX_SPEED, MAX_SPEED)
 
 
 def _check_render_mode(render_mode: str | None, who: str) -> None:
@@ -75,6 +87,8 @@ class Navigation2DEnv(gymnasium.Env, TaskEnvMixin):
     :param goal_high: upper bound of each goal coordinate (task space).
     :param task: initial goal; default the centre of the task space, (0, 0) for the default range.
     :param render_mode: only None (no rendering).
+    :param normalized_actions: act in [-1, 1] (scaled to the velocity bound), as the MAML paper's experiments did
+        through rllab's ``normalize``; default False: act directly in velocity units, clipped to [-0.1, 0.1].
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (Gymnasium convention)
@@ -85,12 +99,14 @@ class Navigation2DEnv(gymnasium.Env, TaskEnvMixin):
         goal_high: float = 0.5,
         task: Any = None,
         render_mode: str | None = None,
+        normalized_actions: bool = False,
     ) -> None:
         _check_render_mode(render_mode, type(self).__name__)
         self.render_mode = render_mode
+        self.normalized_actions = bool(normalized_actions)
         self.task_space = _task_space(goal_low, goal_high, type(self).__name__)
         self.observation_space = _observation_space()
-        self.action_space = _action_space()
+        self.action_space = _action_space(self.normalized_actions)
         self._state = np.zeros(2, dtype=np.float32)
         self.set_task(_default_task(self.task_space) if task is None else task)
 
@@ -104,7 +120,7 @@ class Navigation2DEnv(gymnasium.Env, TaskEnvMixin):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Move by the clipped velocity; reward is minus the distance from the new position to the goal."""
-        velocity = np.clip(np.asarray(action, dtype=np.float32), -MAX_SPEED, MAX_SPEED)
+        velocity = _velocity(np.asarray(action, dtype=np.float32), self.normalized_actions)
         if velocity.shape != (2,):
             raise ValueError(
                 f"{describe_env(self)}.step: action {action!r} has shape {velocity.shape}, expected (2,)"
@@ -145,14 +161,16 @@ class Navigation2DVectorEnv(VectorEnv, VectorTaskEnvMixin):
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         task: Any = None,
         render_mode: str | None = None,
+        normalized_actions: bool = False,
         **unused: Any,
     ) -> None:
         who = type(self).__name__
         if unused:
             raise TypeError(
                 f"{who}: unexpected keyword argument(s) {sorted(unused)}; allowed: num_envs, "
-                "max_episode_steps, goal_low, goal_high, autoreset_mode, task, render_mode"
+                "max_episode_steps, goal_low, goal_high, autoreset_mode, task, render_mode, normalized_actions"
             )
+        self.normalized_actions = bool(normalized_actions)
         _check_render_mode(render_mode, who)
         if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
             raise ValueError(f"{who}: num_envs must be a positive int, got {num_envs!r}")
@@ -183,7 +201,7 @@ class Navigation2DVectorEnv(VectorEnv, VectorTaskEnvMixin):
 
         self.task_space = _task_space(goal_low, goal_high, who)
         self.single_observation_space = _observation_space()
-        self.single_action_space = _action_space()
+        self.single_action_space = _action_space(self.normalized_actions)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
 
@@ -266,7 +284,7 @@ class Navigation2DVectorEnv(VectorEnv, VectorTaskEnvMixin):
                 "DISABLED; reset them with reset(options={'reset_mask': mask}) before stepping"
             )
 
-        state = self._state + np.clip(velocity, -MAX_SPEED, MAX_SPEED)
+        state = self._state + _velocity(velocity, self.normalized_actions)
         self._elapsed += 1
         diff = state - self._tasks  # float64 [num_envs, 2]
         dx, dy = diff[:, 0], diff[:, 1]
@@ -299,8 +317,8 @@ class Navigation2DOracleEnv(Navigation2DEnv):
     """
 
     def __init__(self, goal_low: float = -0.5, goal_high: float = 0.5, task: Any = None,
-                 render_mode: str | None = None) -> None:
-        super().__init__(goal_low, goal_high, task, render_mode)
+                 render_mode: str | None = None, normalized_actions: bool = False) -> None:
+        super().__init__(goal_low, goal_high, task, render_mode, normalized_actions)
         self.observation_space = _oracle_observation_space()
 
     def _with_goal(self, position: np.ndarray) -> np.ndarray:

@@ -19,8 +19,8 @@ TINY = [
     "meta_batch_size=2", "episodes_per_task=2", "horizon=10", "policy.hidden_sizes=[8]", "outer.cg_iters=3",
     "checkpoint_every=1", "torch_threads=1", "device=cpu",
 ]
-PRESETS = ["navigation-maml", "navigation-maml-adam", "navigation-metasgd", "navigation-metasgd-adam",
-           "navigation-oracle", "navigation-pretrained"]
+PRESETS = ["navigation-maml", "navigation-maml-adam", "navigation-maml-paper", "navigation-metasgd",
+           "navigation-metasgd-adam", "navigation-metasgd-paper", "navigation-oracle", "navigation-pretrained"]
 REQUIRED_TAGS = [
     "returns/step_0", "returns/step_1", "losses/kl", "losses/surrogate_before", "losses/grad_norm",
     "trpo/accepted", "time/sampling", "time/iteration", "perf/env_steps_per_second",

@@ -20,8 +20,8 @@ from meta_rl.config import (
     load_config,
 )
 
-PRESETS = ["navigation-maml", "navigation-maml-adam", "navigation-metasgd", "navigation-metasgd-adam",
-           "navigation-oracle", "navigation-pretrained"]
+PRESETS = ["navigation-maml", "navigation-maml-adam", "navigation-maml-paper", "navigation-metasgd",
+           "navigation-metasgd-adam", "navigation-metasgd-paper", "navigation-oracle", "navigation-pretrained"]
 BASELINES = {"navigation-oracle", "navigation-pretrained"}
 
 
@@ -49,7 +49,11 @@ def test_every_preset_loads_with_the_papers_navigation_numbers(name):
     assert config.meta_batch_size == 20
     assert config.episodes_per_task == 20
     assert config.horizon == 100
-    assert config.inner.step_size == 0.1
+    # The "-paper" presets follow the MAML paper's own code instead: normalized actions, ReLU 100-100, alpha 0.5.
+    paper = name.endswith("-paper")
+    assert config.inner.step_size == (0.5 if paper else 0.1)
+    assert config.env.kwargs == ({"normalized_actions": True} if paper else {})
+    assert config.policy.hidden_sizes == ([100, 100] if paper else [64, 64])
     assert config.inner.num_steps == (0 if name in BASELINES else 1)  # the baselines train without adapting
     assert config.inner.first_order is False
     assert config.gamma == 0.99

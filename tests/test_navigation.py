@@ -439,3 +439,29 @@ def test_oracle_vector_env_matches_sync_vector_env() -> None:
         _assert_same_step(out, reference.step(actions))
         obs = out[0]
         np.testing.assert_array_equal(obs[:, 2:], goals.astype(np.float32))
+
+
+def test_normalized_actions_scale_to_the_velocity_bound_and_vector_matches_single() -> None:
+    env = gymnasium.make(ENV_ID, normalized_actions=True)
+    assert env.action_space == gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    env.unwrapped.set_task([0.3, 0.0])
+    env.reset(seed=0)
+    obs, *_ = env.step(np.array([0.5, -3.0], dtype=np.float32))  # 0.5 -> 0.05; -3 clipped to -1 -> -0.1
+    np.testing.assert_allclose(obs, [0.05, -0.1], rtol=1e-6)
+
+    goals = _trajectory_goals()
+    n = len(goals)
+    native = meta_rl_envs.make_task_vec(ENV_ID, n, normalized_actions=True)
+    native.set_tasks(goals)
+    reference = SyncVectorEnv([lambda: gymnasium.make(ENV_ID, normalized_actions=True) for _ in range(n)])
+    for sub_env, goal in zip(reference.envs, goals, strict=True):
+        sub_env.unwrapped.set_task(goal)
+    assert native.action_space == reference.action_space
+    obs, _ = native.reset(seed=1)
+    reference.reset(seed=1)
+    rng = np.random.default_rng(3)
+    for _ in range(120):
+        actions = 10.0 * _actions(obs, goals, rng)  # the same motions in normalized units
+        out = native.step(actions)
+        _assert_same_step(out, reference.step(actions))
+        obs = out[0]
