@@ -30,7 +30,7 @@ ADAPTED_VERSION = 1
 
 def maml_step_schedule(step_size: float, grad_steps: int) -> list[float]:
     """The MAML paper's test-time schedule: ``alpha`` for the first step, ``alpha / 2`` for later ones."""
-    return [step_size] + [step_size / 2.0] * (grad_steps - 1)
+    return [step_size] * min(grad_steps, 1) + [step_size / 2.0] * max(grad_steps - 1, 0)
 
 
 @dataclass

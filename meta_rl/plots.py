@@ -27,6 +27,9 @@ def plot_adaptation_curves(results: Sequence[dict[str, Any]], path: str | Path, 
     for result, label in zip(results, labels, strict=True):
         mean = np.asarray(result["returns"]["mean"])
         stderr = np.asarray(result["returns"]["stderr"])
+        if len(mean) == 1:  # no adaptation (the oracle): a ceiling across all step counts
+            ax.axhline(mean[0], linestyle="--", color="gray", label=f"{label} ({mean[0]:.1f})")
+            continue
         steps = np.arange(len(mean))
         ax.errorbar(steps, mean, yerr=stderr, marker="o", capsize=3, label=label)
     ax.set_xlabel("gradient steps")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from meta_rl.api import maml_step_schedule
 from meta_rl.cli import main
 from meta_rl.config import load_config
 from meta_rl.evaluation import evaluate, write_json
@@ -116,3 +117,17 @@ def test_training_without_adaptation_trains_the_baselines(tmp_path):
         assert list(history[-1]) == ["returns/step_0"]
         result = evaluate(tmp_path / preset, num_tasks=2, grad_steps=1, episodes=2)
         assert result["label"] == preset.removeprefix("navigation-")
+
+
+@pytest.mark.parametrize(("steps", "expected"), [(0, []), (1, [0.1]), (3, [0.1, 0.05, 0.05])])
+def test_maml_step_schedule(steps, expected):
+    assert maml_step_schedule(0.1, steps) == pytest.approx(expected)
+
+
+def test_zero_grad_steps_evaluates_the_unadapted_policy(trained, tmp_path):
+    """The oracle is evaluated with --grad-steps 0; MAML checkpoints must accept it too."""
+    trainer = Trainer(load_config("navigation-maml", TINY), tmp_path / "maml")
+    trainer.train(progress=False)
+    trainer.close()
+    result = evaluate(tmp_path / "maml", num_tasks=2, grad_steps=0, episodes=2)
+    assert len(result["returns"]["mean"]) == 1
