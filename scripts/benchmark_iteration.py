@@ -67,18 +67,12 @@ def per_task_collect(policy: GaussianMLPPolicy, params: list[Params], tasks: np.
     return process(batch, config)
 
 
-def slice_task(episodes: Episodes, m: int) -> Episodes:
-    """Task ``m`` of a batch as a one-task batch."""
-    names = ("observations", "actions", "rewards", "mask", "log_probs", "advantages")
-    return Episodes(*(getattr(episodes, k)[:, m : m + 1] for k in names))
-
-
 def per_task_trpo_update(learner: MetaLearner, support: Episodes, query: Episodes) -> None:
     """Reference outer update: per-task surrogates and KLs, double-backward Fisher-vector products."""
     outer, tensors = learner.outer, learner.meta_parameters()
     tasks = range(support.num_tasks)
-    supports = [slice_task(support, m) for m in tasks]
-    queries = [slice_task(query, m) for m in tasks]
+    supports = [support.select_tasks(slice(m, m + 1)) for m in tasks]
+    queries = [query.select_tasks(slice(m, m + 1)) for m in tasks]
     results = [learner.surrogate([s], q) for s, q in zip(supports, queries, strict=True)]
     loss = torch.stack([r.loss for r in results]).mean()
     kl = torch.stack([r.kl for r in results]).mean()
@@ -117,7 +111,7 @@ def reference_iteration(trainer: Trainer) -> dict[str, float]:
     timings["sampling"] = time.perf_counter() - tick
     tick = time.perf_counter()
     adapted = [
-        {k: v[0] for k, v in adapt(policy, params, slice_task(support, m), learner.step_size()).items()}
+        {k: v[0] for k, v in adapt(policy, params, support.select_tasks(slice(m, m + 1)), learner.step_size()).items()}
         for m in range(len(tasks))
     ]
     timings["adaptation"] = time.perf_counter() - tick

@@ -30,19 +30,12 @@ def learner_for(algorithm: str, first_order: bool = False) -> MetaLearner:
     )
 
 
-def slice_task(episodes: Episodes, m: int) -> Episodes:
-    return Episodes(
-        *(getattr(episodes, name)[:, m : m + 1] for name in ("observations", "actions", "rewards", "mask",
-                                                               "log_probs", "advantages"))
-    )
-
-
 def test_batched_inner_step_equals_per_task_steps():
     policy, support = tiny_policy(), tiny_episodes()
     params = tiny_params(policy)
     batched = adapt(policy, params, support, ALPHA)
     for m in range(support.num_tasks):
-        single = adapt(policy, params, slice_task(support, m), ALPHA)
+        single = adapt(policy, params, support.select_tasks(slice(m, m + 1)), ALPHA)
         for name in params:
             torch.testing.assert_close(batched[name][m], single[name][0], rtol=1e-12, atol=1e-12)
 
@@ -53,7 +46,7 @@ def test_inner_step_is_gradient_descent_on_the_task_loss():
     adapted = adapt(policy, params, support, ALPHA)
     for m in range(support.num_tasks):
         vector = flat(params).clone().requires_grad_(True)
-        loss = inner_loss(policy, unflat(vector, params), slice_task(support, m))[0]
+        loss = inner_loss(policy, unflat(vector, params), support.select_tasks(slice(m, m + 1)))[0]
         (grad,) = torch.autograd.grad(loss, vector)
         expected = unflat(vector.detach() - ALPHA * grad, params)
         for name in params:
@@ -101,7 +94,7 @@ def test_first_order_drops_exactly_the_second_order_term():
     base = flat(params).detach()
     for m in range(support.num_tasks):
         g_m = torch.cat([g[m].reshape(-1) for g in adapted_grads])
-        task = slice_task(support, m)
+        task = support.select_tasks(slice(m, m + 1))
 
         def task_loss(vector: torch.Tensor, task: Episodes = task) -> torch.Tensor:
             return inner_loss(second.policy, unflat(vector, params), task)[0]
