@@ -117,11 +117,8 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a checkpoint's state; raises :class:`CheckpointError` on any mismatch."""
-        saved = config_from_dict(state["config"])
-        mine, theirs = self.config.to_dict(), saved.to_dict()
-        mine.pop("iterations"), theirs.pop("iterations")
-        if mine != theirs:
-            diffs = _dict_diff(theirs, mine)
+        diffs = _config_differences(config_from_dict(state["config"]).to_dict(), self.config.to_dict())
+        if diffs:
             raise CheckpointError(f"checkpoint config differs from this run's: {'; '.join(diffs[:5])}")
         check_params_match(state["learner"]["params"], self.policy.shapes, "policy parameters")
         if self.learner.step_sizes is not None:
@@ -136,18 +133,15 @@ class Trainer:
     def resume(cls, run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Trainer:
         """A trainer restored from ``run_dir``'s checkpoint; only ``iterations`` may be overridden."""
         state = load_checkpoint(run_dir)
-        raw = state["config"]
-        saved = config_from_dict(raw).to_dict()
-        requested = config_from_dict(_merge(saved, overrides or {})).to_dict()
-        requested_iterations = requested.pop("iterations")
-        saved.pop("iterations")
-        if requested != saved:
+        saved = config_from_dict(state["config"]).to_dict()
+        requested = config_from_dict(_merge(saved, overrides or {}))
+        diffs = _config_differences(saved, requested.to_dict())
+        if diffs:
             raise ConfigError(
-                f"{'; '.join(_dict_diff(saved, requested))}: the config cannot change on --resume (only iterations "
-                "can); start a new run instead"
+                f"{'; '.join(diffs)}: the config cannot change on --resume (only iterations can); start a new run "
+                "instead"
             )
-        raw["iterations"] = requested_iterations
-        trainer = cls(config_from_dict(raw), run_dir)
+        trainer = cls(requested, run_dir)
         trainer.load_state_dict(state)
         return trainer
 
@@ -296,6 +290,11 @@ def _merge(base: dict, updates: dict) -> dict:
     for key, value in updates.items():
         merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
     return merged
+
+
+def _config_differences(saved: dict, mine: dict) -> list[str]:
+    """Differences between two config dicts other than ``iterations`` (which may grow on resume)."""
+    return _dict_diff({**saved, "iterations": None}, {**mine, "iterations": None})
 
 
 def _dict_diff(saved: dict, mine: dict, prefix: str = "") -> list[str]:
