@@ -64,10 +64,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from meta_rl.evaluation import evaluate, format_table, plot_trajectories, write_json, write_tensorboard
 
     untrained = load_config(args.checkpoint) if args.random else None
+    schedule = parse_task(args.step_schedule, "--step-schedule") if args.step_schedule else None
     try:
         result = evaluate(None if args.random else args.checkpoint, num_tasks=args.tasks,
                           grad_steps=args.grad_steps, episodes=args.episodes, seed=args.seed,
-                          progress=not args.no_progress, env_id=args.env, untrained=untrained)
+                          step_schedule=schedule, progress=not args.no_progress, env_id=args.env,
+                          untrained=untrained)
     except ValueError as error:
         raise ConfigError(str(error)) from None
     print(format_table(result))
@@ -88,12 +90,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_task(text: str) -> list[float]:
-    """A task from the command line: comma-separated numbers, e.g. ``0.3,-0.2`` (a goal) or ``1.5`` (a speed)."""
+def parse_task(text: str, option: str = "--task") -> list[float]:
+    """Comma-separated numbers from the command line, e.g. a goal ``0.3,-0.2`` or a speed ``1.5``."""
     try:
         return [float(part) for part in text.split(",")]
     except ValueError:
-        raise ConfigError(f"--task {text!r} is not a comma-separated list of numbers, e.g. 0.3,-0.2") from None
+        raise ConfigError(f"{option} {text!r} is not a comma-separated list of numbers, e.g. 0.3,-0.2") from None
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
@@ -162,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--episodes", type=int, default=20, help="episodes per task per step (default 20)")
     evaluate.add_argument("--seed", type=int, default=1_000_003, help="held-out task seed (separate from training)")
     evaluate.add_argument("--json", help="also write the results as JSON to this file")
+    evaluate.add_argument("--step-schedule", help="MAML: step size of each inner step, e.g. 0.1,0.05,0.05 "
+                          "(default: alpha, then alpha/2); Meta-SGD always uses its learned step sizes")
     evaluate.add_argument("--env", help="refuse a checkpoint of another task family than this id")
     evaluate.add_argument("--random", action="store_true",
                           help="evaluate a freshly initialised policy of the given preset (the random baseline)")

@@ -131,3 +131,19 @@ def test_zero_grad_steps_evaluates_the_unadapted_policy(trained, tmp_path):
     trainer.close()
     result = evaluate(tmp_path / "maml", num_tasks=2, grad_steps=0, episodes=2)
     assert len(result["returns"]["mean"]) == 1
+
+
+def test_cli_step_schedule_is_used_for_maml(tmp_path, capsys):
+    trainer = Trainer(load_config("navigation-maml", TINY), tmp_path / "maml")
+    trainer.train(progress=False)
+    trainer.close()
+    common = ["evaluate", str(tmp_path / "maml"), "--tasks", "2", "--grad-steps", "2", "--episodes", "2",
+              "--no-progress", "--tensorboard", str(tmp_path / "tb")]
+    assert main([*common, "--json", str(tmp_path / "default.json")]) == 0
+    assert main([*common, "--step-schedule", "0.1,0.05", "--json", str(tmp_path / "same.json")]) == 0
+    assert main([*common, "--step-schedule", "0.3,0.3", "--json", str(tmp_path / "other.json")]) == 0
+    default, same, other = (json.loads((tmp_path / f"{n}.json").read_text())["returns"]["mean"]
+                            for n in ("default", "same", "other"))
+    assert default == same and default[0] == other[0] and default[1:] != other[1:]
+    assert main([*common, "--step-schedule", "0.1"]) == 2
+    assert "1 entries; expected steps = 2" in capsys.readouterr().err
