@@ -106,3 +106,16 @@ def test_nan_in_the_loss_is_reported_with_its_place():
     query._task_major.clear()
     with pytest.raises(NonFiniteError, match="outer surrogate loss"):
         learner.update([support], query)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_update_on_cuda_matches_cpu():
+    support, query = tiny_episodes(seed=1), tiny_episodes(seed=11)
+    cpu = make_learner("metasgd")
+    policy = cpu.policy
+    cuda = MetaLearner(policy, {k: v.detach() for k, v in cpu.params.items()}, cpu.inner, cpu.outer, "cuda",
+                       step_sizes={k: v.detach() for k, v in cpu.step_sizes.items()})
+    cpu.update([support], query)
+    cuda.update([support.to("cuda")], query.to("cuda"))
+    for a, b in zip(cpu.meta_parameters(), cuda.meta_parameters(), strict=True):
+        torch.testing.assert_close(a.detach(), b.detach().cpu(), rtol=1e-6, atol=1e-8)
