@@ -20,7 +20,8 @@ TINY = [
     "checkpoint_every=1", "torch_threads=1", "device=cpu",
 ]
 PRESETS = ["navigation-maml", "navigation-maml-adam", "navigation-maml-paper", "navigation-metasgd",
-           "navigation-metasgd-adam", "navigation-metasgd-paper", "navigation-oracle", "navigation-pretrained"]
+           "navigation-metasgd-adam", "navigation-metasgd-paper", "navigation-oracle", "navigation-oracle-paper",
+           "navigation-pretrained", "navigation-pretrained-paper"]
 REQUIRED_TAGS = [
     "returns/step_0", "returns/step_1", "losses/kl", "losses/surrogate_before", "losses/grad_norm",
     "trpo/accepted", "time/sampling", "time/iteration", "perf/env_steps_per_second",

@@ -21,8 +21,9 @@ from meta_rl.config import (
 )
 
 PRESETS = ["navigation-maml", "navigation-maml-adam", "navigation-maml-paper", "navigation-metasgd",
-           "navigation-metasgd-adam", "navigation-metasgd-paper", "navigation-oracle", "navigation-pretrained"]
-BASELINES = {"navigation-oracle", "navigation-pretrained"}
+           "navigation-metasgd-adam", "navigation-metasgd-paper", "navigation-oracle", "navigation-oracle-paper",
+           "navigation-pretrained", "navigation-pretrained-paper"]
+BASELINES = {"navigation-oracle", "navigation-pretrained", "navigation-oracle-paper", "navigation-pretrained-paper"}
 
 
 def ordered(*parts: str) -> str:
@@ -43,7 +44,7 @@ def test_list_presets_names_and_descriptions():
 def test_every_preset_loads_with_the_papers_navigation_numbers(name):
     config = load_config(name)
     assert isinstance(config, Config)
-    oracle = name == "navigation-oracle"
+    oracle = name.startswith("navigation-oracle")
     assert config.env.id == ("meta_rl/Navigation2DOracle-v0" if oracle else "meta_rl/Navigation2D-v0")
     # The MAML paper's 2D navigation setting.
     assert config.meta_batch_size == 20
