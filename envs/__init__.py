@@ -35,22 +35,23 @@ __all__ = [
 ]
 
 
+# id -> (single-env class, native vector-env class, episode length), all in meta_rl_envs.navigation for now
+FAMILIES: dict[str, tuple[str, str, int]] = {
+    "meta_rl/Navigation2D-v0": ("Navigation2DEnv", "Navigation2DVectorEnv", 100),
+    "meta_rl/Navigation2DOracle-v0": ("Navigation2DOracleEnv", "Navigation2DOracleVectorEnv", 100),
+}
+
+
 def register_envs() -> None:
     """Register every family with Gymnasium; safe to call more than once (already-registered ids are kept)."""
-    if "meta_rl/Navigation2D-v0" not in gymnasium.envs.registry:
-        gymnasium.register(
-            id="meta_rl/Navigation2D-v0",
-            entry_point="meta_rl_envs.navigation:Navigation2DEnv",
-            vector_entry_point="meta_rl_envs.navigation:Navigation2DVectorEnv",
-            max_episode_steps=100,
-        )
-    if "meta_rl/Navigation2DOracle-v0" not in gymnasium.envs.registry:
-        gymnasium.register(
-            id="meta_rl/Navigation2DOracle-v0",
-            entry_point="meta_rl_envs.navigation:Navigation2DOracleEnv",
-            vector_entry_point="meta_rl_envs.navigation:Navigation2DOracleVectorEnv",
-            max_episode_steps=100,
-        )
+    for env_id, (single, vector, max_episode_steps) in FAMILIES.items():
+        if env_id not in gymnasium.envs.registry:
+            gymnasium.register(
+                id=env_id,
+                entry_point=f"meta_rl_envs.navigation:{single}",
+                vector_entry_point=f"meta_rl_envs.navigation:{vector}",
+                max_episode_steps=max_episode_steps,
+            )
 
 
 register_envs()
