@@ -146,6 +146,7 @@ class MetaPolicy:
         self.step_sizes = None if step_sizes is None else {k: v.detach().float() for k, v in step_sizes.items()}
         self.iteration = iteration
         self.checkpoint = checkpoint
+        self._family_env: Any = None  # made on first use by _family()
 
     @classmethod
     def load(cls, path: str | os.PathLike, env_id: str | None = None) -> MetaPolicy:
@@ -252,21 +253,18 @@ class MetaPolicy:
 
     def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
         """Tasks from the family's distribution, ``[num_tasks, task_dim]``."""
-        import meta_rl_envs  # noqa: F401  (registers the families)
-
-        env = gymnasium.make(self.env_id, **self.config.env.kwargs)
-        try:
-            return env.unwrapped.sample_tasks(num_tasks, rng)
-        finally:
-            env.close()
+        return self._family().sample_tasks(num_tasks, rng)
 
     def _validate_task(self, task: Any) -> np.ndarray:
         """The task as an array, checked against the family's task space (clear error if malformed)."""
-        import meta_rl_envs  # noqa: F401  (registers the families)
+        family = self._family()
+        family.set_task(task)  # raises ValueError naming the value and the allowed range
+        return np.asarray(family.task, dtype=np.float64)
 
-        env = gymnasium.make(self.env_id, **self.config.env.kwargs)
-        try:
-            env.unwrapped.set_task(task)  # raises ValueError naming the value and the allowed range
-            return np.asarray(env.unwrapped.task, dtype=np.float64)
-        finally:
-            env.close()
+    def _family(self) -> Any:
+        """One unwrapped environment of the family, made once, for sampling and checking tasks."""
+        if self._family_env is None:
+            import meta_rl_envs  # noqa: F401  (registers the families)
+
+            self._family_env = gymnasium.make(self.env_id, **self.config.env.kwargs).unwrapped
+        return self._family_env
