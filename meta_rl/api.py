@@ -17,7 +17,13 @@ import numpy as np
 import torch
 
 from meta_rl.adaptation import StepSize, adapt
-from meta_rl.checkpoint import CheckpointError, check_params_match, load_checkpoint, resolve_checkpoint
+from meta_rl.checkpoint import (
+    CheckpointError,
+    check_params_match,
+    load_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from meta_rl.config import Config, config_from_dict
 from meta_rl.episodes import Episodes
 from meta_rl.policy import GaussianMLPPolicy, Params
@@ -102,8 +108,6 @@ class AdaptedPolicy:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the adapted policy (tensors and plain data only) to ``path``."""
-        from meta_rl.checkpoint import save_checkpoint
-
         state = {
             "params": {k: v.cpu() for k, v in self.params.items()},
             "policy": {"obs_dim": self.policy.obs_dim, "action_dim": self.policy.action_dim,
@@ -181,12 +185,7 @@ class MetaPolicy:
         """Step size of each inner step: Meta-SGD's learned ones, or MAML's alpha then alpha / 2."""
         if self.step_sizes is not None:
             return [self.step_sizes] * steps
-        return list(maml_step_schedule(self.config.inner.step_size, steps))
-
-    def initial_policy(self, task: Any) -> AdaptedPolicy:
-        """The unadapted meta-policy as an :class:`AdaptedPolicy` for ``task`` (zero steps)."""
-        return AdaptedPolicy(self.policy, self.params, self.env_id, self.config.env.kwargs,
-                             self._validate_task(task), self.config.horizon)
+        return maml_step_schedule(self.config.inner.step_size, steps)
 
     def adapt_on(self, params: Params, episodes: Episodes, step_size: StepSize) -> Params:
         """One inner step on given episodes (with advantages), exactly the trainer's inner step."""

@@ -149,8 +149,9 @@ class MetaLearner:
         check_finite("the outer surrogate loss", before.loss)
         self.optimizer.zero_grad(set_to_none=True)
         before.loss.backward()
-        check_finite("the meta-gradient", *[t.grad for t in self.meta_parameters() if t.grad is not None])
-        grad_norm = flatten([t.grad for t in self.meta_parameters() if t.grad is not None]).norm()
+        grads = [t.grad for t in self.meta_parameters() if t.grad is not None]
+        check_finite("the meta-gradient", *grads)
+        grad_norm = flatten(grads).norm()
         self.optimizer.step()
         check_finite("the meta-parameters after the update", *self.meta_parameters())
         with torch.no_grad():
