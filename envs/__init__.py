@@ -12,15 +12,34 @@ from __future__ import annotations
 import gymnasium
 
 from meta_rl_envs.base import TaskEnvMixin, VectorTaskEnvMixin, validate_tasks
+from meta_rl_envs.half_cheetah import (
+    HalfCheetahDirEnv,
+    HalfCheetahDirOracleEnv,
+    HalfCheetahDirOracleVectorEnv,
+    HalfCheetahDirVectorEnv,
+    HalfCheetahVelEnv,
+    HalfCheetahVelOracleEnv,
+    HalfCheetahVelOracleVectorEnv,
+    HalfCheetahVelVectorEnv,
+)
 from meta_rl_envs.navigation import (
     Navigation2DEnv,
     Navigation2DOracleEnv,
     Navigation2DOracleVectorEnv,
     Navigation2DVectorEnv,
 )
-from meta_rl_envs.vector import TaskSyncVectorEnv, make_task_vec, registered_ids
+from meta_rl_envs.vector import NativeTaskVectorEnv, TaskSyncVectorEnv, make_task_vec, registered_ids
 
 __all__ = [
+    "HalfCheetahDirEnv",
+    "HalfCheetahDirOracleEnv",
+    "HalfCheetahDirOracleVectorEnv",
+    "HalfCheetahDirVectorEnv",
+    "HalfCheetahVelEnv",
+    "HalfCheetahVelOracleEnv",
+    "HalfCheetahVelOracleVectorEnv",
+    "HalfCheetahVelVectorEnv",
+    "NativeTaskVectorEnv",
     "Navigation2DEnv",
     "Navigation2DOracleEnv",
     "Navigation2DOracleVectorEnv",
@@ -35,21 +54,29 @@ __all__ = [
 ]
 
 
-# id -> (single-env class, native vector-env class, episode length), all in meta_rl_envs.navigation for now
-FAMILIES: dict[str, tuple[str, str, int]] = {
-    "meta_rl/Navigation2D-v0": ("Navigation2DEnv", "Navigation2DVectorEnv", 100),
-    "meta_rl/Navigation2DOracle-v0": ("Navigation2DOracleEnv", "Navigation2DOracleVectorEnv", 100),
+# id -> (module in meta_rl_envs, single-env class, native vector-env class, episode length)
+FAMILIES: dict[str, tuple[str, str, str, int]] = {
+    "meta_rl/Navigation2D-v0": ("navigation", "Navigation2DEnv", "Navigation2DVectorEnv", 100),
+    "meta_rl/Navigation2DOracle-v0": ("navigation", "Navigation2DOracleEnv", "Navigation2DOracleVectorEnv", 100),
+    "meta_rl/HalfCheetahVel-v0": ("half_cheetah", "HalfCheetahVelEnv", "HalfCheetahVelVectorEnv", 200),
+    "meta_rl/HalfCheetahVelOracle-v0": (
+        "half_cheetah", "HalfCheetahVelOracleEnv", "HalfCheetahVelOracleVectorEnv", 200
+    ),
+    "meta_rl/HalfCheetahDir-v0": ("half_cheetah", "HalfCheetahDirEnv", "HalfCheetahDirVectorEnv", 200),
+    "meta_rl/HalfCheetahDirOracle-v0": (
+        "half_cheetah", "HalfCheetahDirOracleEnv", "HalfCheetahDirOracleVectorEnv", 200
+    ),
 }
 
 
 def register_envs() -> None:
     """Register every family with Gymnasium; safe to call more than once (already-registered ids are kept)."""
-    for env_id, (single, vector, max_episode_steps) in FAMILIES.items():
+    for env_id, (module, single, vector, max_episode_steps) in FAMILIES.items():
         if env_id not in gymnasium.envs.registry:
             gymnasium.register(
                 id=env_id,
-                entry_point=f"meta_rl_envs.navigation:{single}",
-                vector_entry_point=f"meta_rl_envs.navigation:{vector}",
+                entry_point=f"meta_rl_envs.{module}:{single}",
+                vector_entry_point=f"meta_rl_envs.{module}:{vector}",
                 max_episode_steps=max_episode_steps,
             )
 

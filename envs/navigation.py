@@ -17,11 +17,11 @@ from typing import Any
 import gymnasium
 import numpy as np
 from gymnasium import spaces
-from gymnasium.error import ResetNeeded
-from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from meta_rl_envs.base import TaskEnvMixin, VectorTaskEnvMixin, describe_env, validate_tasks
+from meta_rl_envs.base import TaskEnvMixin, describe_env
+from meta_rl_envs.vector import NativeTaskVectorEnv
 
 __all__ = ["Navigation2DEnv", "Navigation2DOracleEnv", "Navigation2DOracleVectorEnv", "Navigation2DVectorEnv"]
 
@@ -133,7 +133,7 @@ class Navigation2DEnv(gymnasium.Env, TaskEnvMixin):
         return self._state.copy(), float(reward), terminated, False, {"task": self._task.copy()}
 
 
-class Navigation2DVectorEnv(VectorEnv, VectorTaskEnvMixin):
+class Navigation2DVectorEnv(NativeTaskVectorEnv):
     """Native vector 2D navigation: all points stepped with a handful of numpy ops, one goal per sub-env.
 
     Same dynamics as :class:`Navigation2DEnv` under ``TimeLimit(max_episode_steps)``, batched with
@@ -148,9 +148,8 @@ class Navigation2DVectorEnv(VectorEnv, VectorTaskEnvMixin):
         sub-envs with ``reset(options={"reset_mask": mask})``). ``SAME_STEP`` is not implemented.
     :param task: initial goal of every sub-env; default the centre of the task space.
     :param render_mode: only None (no rendering).
+    :param normalized_actions: as for :class:`Navigation2DEnv`.
     """
-
-    metadata: dict[str, Any] = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}  # noqa: RUF012
 
     def __init__(
         self,
@@ -170,138 +169,30 @@ class Navigation2DVectorEnv(VectorEnv, VectorTaskEnvMixin):
                 f"{who}: unexpected keyword argument(s) {sorted(unused)}; allowed: num_envs, "
                 "max_episode_steps, goal_low, goal_high, autoreset_mode, task, render_mode, normalized_actions"
             )
-        self.normalized_actions = bool(normalized_actions)
         _check_render_mode(render_mode, who)
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
-            raise ValueError(f"{who}: num_envs must be a positive int, got {num_envs!r}")
-        if (
-            isinstance(max_episode_steps, bool)
-            or not isinstance(max_episode_steps, int | np.integer)
-            or max_episode_steps < 1
-        ):
-            raise ValueError(f"{who}: max_episode_steps must be a positive int, got {max_episode_steps!r}")
-        try:
-            mode = AutoresetMode(autoreset_mode)
-        except ValueError as exc:
-            raise ValueError(
-                f"{who}: unknown autoreset_mode {autoreset_mode!r}; allowed: AutoresetMode.NEXT_STEP, "
-                "AutoresetMode.DISABLED"
-            ) from exc
-        if mode == AutoresetMode.SAME_STEP:
-            raise ValueError(
-                f"{who}: autoreset_mode={mode!r} is not implemented; allowed: AutoresetMode.NEXT_STEP, "
-                "AutoresetMode.DISABLED (or use SyncVectorEnv of the single env for SAME_STEP)"
-            )
+        self.normalized_actions = bool(normalized_actions)
+        task_space = _task_space(goal_low, goal_high, who)
+        self._init_vector(
+            num_envs, max_episode_steps, autoreset_mode, _observation_space(),
+            _action_space(self.normalized_actions), task_space, task, _default_task(task_space),
+        )
+        self._state = np.zeros((self.num_envs, 2), dtype=np.float32)  # float32 positions
 
-        self.num_envs = int(num_envs)
-        self.max_episode_steps = int(max_episode_steps)
-        self.autoreset_mode = mode
-        self.render_mode = render_mode
-        self.metadata = {**type(self).metadata, "autoreset_mode": mode}
-
-        self.task_space = _task_space(goal_low, goal_high, who)
-        self.single_observation_space = _observation_space()
-        self.single_action_space = _action_space(self.normalized_actions)
-        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
-
-        initial = _default_task(self.task_space) if task is None else task
-        single = validate_tasks(initial, self.task_space, f"{who}(task=...)")
-        self.set_tasks(np.tile(single, (self.num_envs, 1)))
-
-        self._state: np.ndarray | None = None  # [num_envs, 2] float32 positions; None until reset
-        self._elapsed = np.zeros(self.num_envs, dtype=np.int64)  # steps since each sub-env's reset
-        self._autoreset = np.zeros(self.num_envs, dtype=np.bool_)  # ended on the previous step
-        self._all_true = np.ones(self.num_envs, dtype=np.bool_)
-
-    def _task_infos(self, mask: np.ndarray) -> dict[str, Any]:
-        """Infos in the layout ``SyncVectorEnv`` builds from the single env's ``{"task": goal}``."""
-        return {"task": self._tasks.copy(), "_task": mask.copy()}
-
-    def reset(
-        self,
-        *,
-        seed: int | list[int | None] | None = None,
-        options: dict[str, Any] | None = None,
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Put every point (or those in ``options["reset_mask"]``) back at the origin; goals are kept."""
-        if isinstance(seed, list | tuple):
-            if len(seed) != self.num_envs:
-                raise ValueError(
-                    f"{describe_env(self)}.reset: a list of seeds must have length num_envs={self.num_envs}, "
-                    f"got length {len(seed)}"
-                )
-            seed = seed[0]
-        super().reset(seed=seed)  # the dynamics are deterministic; this only seeds self.np_random
-
-        mask = None if options is None else options.get("reset_mask")
-        if mask is None or self._state is None:
-            if mask is not None:
-                self._check_reset_mask(mask)
-            self._state = np.zeros((self.num_envs, 2), dtype=np.float32)
-            self._elapsed[:] = 0
-            self._autoreset[:] = False
-            return self._state.copy(), self._task_infos(self._all_true)
-
-        self._check_reset_mask(mask)
+    def _reset_subenvs(self, mask: np.ndarray) -> None:
+        """Put the points in ``mask`` back at the origin (the dynamics are deterministic: no noise)."""
         self._state[mask] = 0.0
-        self._elapsed[mask] = 0
-        self._autoreset[mask] = False
-        infos = self._task_infos(mask)
-        infos["task"][~mask] = 0.0  # as SyncVectorEnv: no info for sub-envs that were not reset
-        return self._state.copy(), infos
 
-    def _check_reset_mask(self, mask: Any) -> None:
-        """Validate ``options["reset_mask"]`` the way ``SyncVectorEnv`` does."""
-        where = f"{describe_env(self)}.reset"
-        if not isinstance(mask, np.ndarray):
-            raise TypeError(
-                f"{where}: options['reset_mask'] must be a numpy array, got {type(mask).__name__}"
-            )
-        if mask.shape != (self.num_envs,):
-            raise ValueError(
-                f"{where}: options['reset_mask'] must have shape ({self.num_envs},), got {mask.shape}"
-            )
-        if mask.dtype != np.bool_:
-            raise TypeError(f"{where}: options['reset_mask'] must have dtype bool, got {mask.dtype}")
-        if not mask.any():
-            raise ValueError(f"{where}: options['reset_mask'] must contain at least one True value")
+    def _observations(self) -> np.ndarray:
+        return self._state.copy()
 
-    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Step every point: float32 observations [num_envs, 2], float64 rewards, bool flags, infos."""
-        if self._state is None:
-            raise ResetNeeded(f"{describe_env(self)}: call reset() before step()")
-        velocity = np.asarray(actions, dtype=np.float32)
-        if velocity.shape != (self.num_envs, 2):
-            raise ValueError(
-                f"{describe_env(self)}.step: actions have shape {velocity.shape}, "
-                f"expected ({self.num_envs}, 2)"
-            )
-        done = self._autoreset
-        if self.autoreset_mode == AutoresetMode.DISABLED and done.any():
-            raise RuntimeError(
-                f"{describe_env(self)}.step: sub-envs {np.flatnonzero(done).tolist()} ended and autoreset is "
-                "DISABLED; reset them with reset(options={'reset_mask': mask}) before stepping"
-            )
-
-        state = self._state + _velocity(velocity, self.normalized_actions)
-        self._elapsed += 1
-        diff = state - self._tasks  # float64 [num_envs, 2]
+    def _step_subenvs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """Move every point; reward is minus the distance to its goal, termination within tolerance."""
+        self._state = self._state + _velocity(actions.astype(np.float32), self.normalized_actions)
+        diff = self._state - self._tasks  # float64 [num_envs, 2]
         dx, dy = diff[:, 0], diff[:, 1]
         rewards = -np.sqrt(dx * dx + dy * dy)
         terminations = (np.abs(dx) < GOAL_TOLERANCE) & (np.abs(dy) < GOAL_TOLERANCE)
-        truncations = self._elapsed >= self.max_episode_steps
-
-        if done.any():  # NEXT_STEP: sub-envs that ended last step are reset now, ignoring the action
-            state[done] = 0.0
-            self._elapsed[done] = 0
-            rewards[done] = 0.0
-            terminations[done] = False
-            truncations[done] = False
-
-        self._state = state
-        self._autoreset = terminations | truncations
-        return state.copy(), rewards, terminations, truncations, self._task_infos(self._all_true)
+        return rewards, terminations, {}
 
 
 def _oracle_observation_space() -> spaces.Box:
@@ -344,16 +235,6 @@ class Navigation2DOracleVectorEnv(Navigation2DVectorEnv):
         self.single_observation_space = _oracle_observation_space()
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
 
-    def _with_goals(self, positions: np.ndarray) -> np.ndarray:
-        return np.concatenate([positions, self._tasks.astype(np.float32)], axis=1)
-
-    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[np.ndarray, dict[str, Any]]:
-        """As :meth:`Navigation2DVectorEnv.reset`, with each sub-env's goal appended."""
-        positions, infos = super().reset(seed=seed, options=options)
-        return self._with_goals(positions), infos
-
-    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """As :meth:`Navigation2DVectorEnv.step`, with each sub-env's goal appended."""
-        positions, rewards, terminations, truncations, infos = super().step(actions)
-        return self._with_goals(positions), rewards, terminations, truncations, infos
+    def _observations(self) -> np.ndarray:
+        """Positions with each sub-env's goal appended, ``[num_envs, 4]`` float32."""
+        return np.concatenate([self._state, self._tasks.astype(np.float32)], axis=1)

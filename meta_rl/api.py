@@ -234,7 +234,7 @@ class MetaPolicy:
         rng = np.random.default_rng(seed)
         generator = torch.Generator().manual_seed(seed)
         sampler = Sampler(self.env_id, self.config.env.kwargs, len(tasks), episodes, self.config.horizon,
-                          self.policy)
+                          self.policy, num_threads=self.config.sampler_threads)
         log = AdaptationLog()
         params: Params = {k: v.expand(len(tasks), *v.shape) for k, v in self.params.items()}
         try:

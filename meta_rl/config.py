@@ -101,6 +101,10 @@ class Config:
     device: str = _field("auto", "Where updates run: auto (CUDA when present), cpu, cuda or cuda:N.")
     checkpoint_every: int = _field(25, "Write the checkpoint every K iterations (and at the end).", positive=True)
     torch_threads: int = _field(0, "torch intra-op threads; 0 keeps torch's default.", nonnegative=True)
+    sampler_threads: int = _field(
+        0, "Threads stepping the environments, for families with threaded native stepping (half-cheetah); 0 uses "
+        "every core.", nonnegative=True
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON/YAML-serialisable)."""

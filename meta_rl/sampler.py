@@ -22,6 +22,8 @@ class Sampler:
     :param episodes_per_task: N.
     :param horizon: H, steps per episode at most.
     :param policy: the policy (its parameters are passed to :meth:`collect`).
+    :param num_threads: threads stepping the environments where the family steps them in threads (half-cheetah);
+        None or 0 uses every core.
     """
 
     def __init__(
@@ -32,6 +34,7 @@ class Sampler:
         episodes_per_task: int,
         horizon: int,
         policy: GaussianMLPPolicy,
+        num_threads: int | None = None,
     ) -> None:
         from meta_rl_envs import make_task_vec
 
@@ -39,7 +42,9 @@ class Sampler:
         self.episodes_per_task = episodes_per_task
         self.horizon = horizon
         self.policy = policy
-        self.envs = make_task_vec(env_id, num_tasks * episodes_per_task, max_episode_steps=horizon, **env_kwargs)
+        self.envs = make_task_vec(
+            env_id, num_tasks * episodes_per_task, max_episode_steps=horizon, num_threads=num_threads, **env_kwargs
+        )
 
     def close(self) -> None:
         """Release the environments."""

@@ -91,6 +91,7 @@ class Trainer:
             config.episodes_per_task,
             config.horizon,
             self.policy,
+            num_threads=config.sampler_threads,
         )
         self.iteration = 0
         self.history: list[dict[str, float]] = []
@@ -131,15 +132,16 @@ class Trainer:
 
     @classmethod
     def resume(cls, run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Trainer:
-        """A trainer restored from ``run_dir``'s checkpoint; only ``iterations`` may be overridden."""
+        """A trainer restored from ``run_dir``'s checkpoint; only the keys in :data:`RESUME_MAY_CHANGE` may be
+        overridden."""
         state = load_checkpoint(run_dir)
         saved = config_from_dict(state["config"]).to_dict()
         requested = config_from_dict(_merge(saved, overrides or {}))
         diffs = _config_differences(saved, requested.to_dict())
         if diffs:
             raise ConfigError(
-                f"{'; '.join(diffs)}: the config cannot change on --resume (only iterations can); start a new run "
-                "instead"
+                f"{'; '.join(diffs)}: the config cannot change on --resume (only iterations can, and the machine "
+                f"settings {', '.join(RESUME_MAY_CHANGE[1:])}); start a new run instead"
             )
         trainer = cls(requested, run_dir)
         trainer.load_state_dict(state)
@@ -292,9 +294,14 @@ def _merge(base: dict, updates: dict) -> dict:
     return merged
 
 
+RESUME_MAY_CHANGE = ("iterations", "device", "torch_threads", "sampler_threads", "checkpoint_every")
+"""Config keys a resumed run may change: how long and where it runs, not what it learns."""
+
+
 def _config_differences(saved: dict, mine: dict) -> list[str]:
-    """Differences between two config dicts other than ``iterations`` (which may grow on resume)."""
-    return _dict_diff({**saved, "iterations": None}, {**mine, "iterations": None})
+    """Differences between two config dicts other than the keys in :data:`RESUME_MAY_CHANGE`."""
+    free = dict.fromkeys(RESUME_MAY_CHANGE)
+    return _dict_diff({**saved, **free}, {**mine, **free})
 
 
 def _dict_diff(saved: dict, mine: dict, prefix: str = "") -> list[str]:

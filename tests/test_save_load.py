@@ -451,3 +451,12 @@ def test_second_ctrl_c_aborts_at_once(trainers, monkeypatch, sigint_guard):
     assert not sigint_guard
     assert trainer.iteration == 1
     assert load_checkpoint(trainer.run_dir)["iteration"] == 1
+
+
+def test_resume_allows_machine_settings_to_change(trainers):
+    trainer = trainers.new(iterations=1)
+    trainer.train(progress=False)
+    resumed = Trainer.resume(trainer.run_dir, {"iterations": 2, "torch_threads": 1, "sampler_threads": 1,
+                                               "checkpoint_every": 7})
+    assert resumed.iteration == 1
+    assert (resumed.config.torch_threads, resumed.config.sampler_threads, resumed.config.checkpoint_every) == (1, 1, 7)

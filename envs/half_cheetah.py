@@ -1,0 +1,342 @@
+"""Half-cheetah task families of the MAML paper: a target velocity, or a running direction.
+
+Both use Gymnasium's ``HalfCheetah-v5`` model and observation (joint positions without the x coordinate, then
+joint velocities: 17 numbers). The forward speed ``v`` is the x displacement over one env step (5 physics steps
+of 0.01 s) divided by 0.05 s, as Gymnasium computes it. Rewards:
+
+- **velocity** (task: target speed in [0, 2]): ``-|v - target| - ctrl_cost_weight * |a|^2``;
+- **direction** (task: -1 or +1, equally likely): ``direction * v - ctrl_cost_weight * |a|^2``.
+
+``a`` is the action clipped to the action space [-1, 1]^6, the control the simulator actually applies (MuJoCo
+clamps it as well), so the control cost is that of the applied torque, as in the paper's rllab setup.
+``ctrl_cost_weight`` is 0.05. There is no termination; episodes are truncated at 200 steps by default
+(``max_episode_steps``; many reproductions use 100).
+
+The solver's warm start (``qacc_warmstart``) is cleared before every env step, so an env's future depends only
+on its MuJoCo state (``qpos``, ``qvel``) and the actions, not on hidden solver history. That is what lets the
+native vector env step all sub-envs with ``mujoco.rollout`` (which starts each call from a state without a warm
+start) and still equal the single env bit for bit. Gymnasium's own ``HalfCheetah-v5`` keeps the warm start;
+the difference is within the solver's tolerance, but chaotic contacts grow it over a 200-step episode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import mujoco
+import numpy as np
+from gymnasium import spaces
+from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+from gymnasium.vector import AutoresetMode
+from mujoco import rollout
+
+from meta_rl_envs.base import TaskEnvMixin, describe_env, validate_tasks
+from meta_rl_envs.vector import NativeTaskVectorEnv
+
+__all__ = [
+    "HalfCheetahDirEnv",
+    "HalfCheetahDirOracleEnv",
+    "HalfCheetahDirOracleVectorEnv",
+    "HalfCheetahDirVectorEnv",
+    "HalfCheetahVelEnv",
+    "HalfCheetahVelOracleEnv",
+    "HalfCheetahVelOracleVectorEnv",
+    "HalfCheetahVelVectorEnv",
+]
+
+CTRL_COST_WEIGHT = 0.05
+"""Weight of the squared-action cost, as in the MAML paper's half-cheetah experiments."""
+
+
+@contextlib.contextmanager
+def _without_settotalmass_warning() -> Iterator[None]:
+    """Drop MuJoCo's deprecation notice for ``settotalmass`` in Gymnasium's half_cheetah.xml (printed on every
+    env built, it would flood a run's output); any other MuJoCo warning becomes a Python warning."""
+
+    def handler(message: str) -> None:
+        if "settotalmass" not in message:
+            warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
+
+    previous = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(handler)
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(previous)
+
+
+def velocity_reward(speed: np.ndarray | float, target: np.ndarray | float) -> np.ndarray | float:
+    """Forward reward of the velocity family: minus the distance between the speed and the target speed."""
+    return -np.abs(speed - target)
+
+
+def direction_reward(speed: np.ndarray | float, direction: np.ndarray | float) -> np.ndarray | float:
+    """Forward reward of the direction family: the speed along the task's direction."""
+    return direction * speed
+
+
+class _HalfCheetahTaskEnv(HalfCheetahEnv, TaskEnvMixin):
+    """Gymnasium's half-cheetah with a task (the family is set by the subclass's class attributes)."""
+
+    task_low: float
+    task_high: float
+    default_task: float
+    observe_task: bool = False  # the oracle variants append the task to the observation
+
+    def __init__(
+        self,
+        task: Any = None,
+        ctrl_cost_weight: float = CTRL_COST_WEIGHT,
+        reset_noise_scale: float = 0.1,
+        render_mode: str | None = None,
+    ) -> None:
+        self.task_space = spaces.Box(self.task_low, self.task_high, shape=(1,), dtype=np.float64)
+        self._task = np.array([self.default_task])
+        with _without_settotalmass_warning():
+            super().__init__(ctrl_cost_weight=ctrl_cost_weight, reset_noise_scale=reset_noise_scale,
+                             render_mode=render_mode)
+        if self.observe_task:
+            self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self.observation_space.shape[0] + 1,),
+                                                dtype=np.float64)
+        self.set_task([self.default_task] if task is None else task)
+
+    def _forward_reward(self, speed: float) -> float:
+        raise NotImplementedError
+
+    def _step_mujoco_simulation(self, ctrl: np.ndarray, n_frames: int) -> None:
+        """Clear the solver's warm start, then step as Gymnasium does (see the module docstring)."""
+        self.data.qacc_warmstart[:] = 0.0
+        super()._step_mujoco_simulation(ctrl, n_frames)
+
+    def control_cost(self, action: np.ndarray) -> float:
+        """``ctrl_cost_weight * |a|^2`` of the applied (clipped) action."""
+        clipped = np.clip(action, self.action_space.low, self.action_space.high)
+        return self._ctrl_cost_weight * float(np.sum(np.square(clipped)))
+
+    def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, float]]:
+        forward = float(self._forward_reward(x_velocity))
+        ctrl_cost = self.control_cost(action)
+        return forward - ctrl_cost, {"reward_forward": forward, "reward_ctrl": -ctrl_cost}
+
+    def _get_obs(self) -> np.ndarray:
+        observation = super()._get_obs()
+        return np.concatenate([observation, self._task]) if self.observe_task else observation
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """One env step (5 physics steps); the info also holds the task."""
+        observation, reward, terminated, truncated, info = super().step(action)
+        return observation, reward, terminated, truncated, {**info, "task": self._task.copy()}
+
+
+class HalfCheetahVelEnv(_HalfCheetahTaskEnv):
+    """Run at a target forward speed (task: the speed, uniform in [0, 2]).
+
+    :param task: initial target speed; default 1.0.
+    :param ctrl_cost_weight: weight of the squared-action cost (0.05).
+    :param reset_noise_scale: scale of the start-state noise, as Gymnasium's half-cheetah (0.1).
+    :param render_mode: any of Gymnasium's half-cheetah render modes, or None.
+    """
+
+    task_low, task_high, default_task = 0.0, 2.0, 1.0
+
+    def _forward_reward(self, speed: float) -> float:
+        return velocity_reward(speed, self._task[0])
+
+
+def _check_directions(tasks: np.ndarray, where: str) -> np.ndarray:
+    """Directions must be exactly -1 or +1."""
+    bad = ~np.isin(tasks, (-1.0, 1.0))
+    if bad.any():
+        raise ValueError(f"{where}: direction {float(tasks[bad][0])!r} is not allowed; allowed: -1.0 or 1.0")
+    return tasks
+
+
+class HalfCheetahDirEnv(_HalfCheetahTaskEnv):
+    """Run forward (task +1) or backward (task -1), each with probability 1/2.
+
+    :param task: initial direction, -1 or +1; default +1.
+    :param ctrl_cost_weight: weight of the squared-action cost (0.05).
+    :param reset_noise_scale: scale of the start-state noise, as Gymnasium's half-cheetah (0.1).
+    :param render_mode: any of Gymnasium's half-cheetah render modes, or None.
+    """
+
+    task_low, task_high, default_task = -1.0, 1.0, 1.0
+
+    def _forward_reward(self, speed: float) -> float:
+        return direction_reward(speed, self._task[0])
+
+    def set_task(self, task: Any) -> None:
+        """Set the direction, -1 or +1."""
+        where = f"{describe_env(self)}.set_task"
+        self._task = _check_directions(validate_tasks(task, self.task_space, where), where)
+
+    def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``num_tasks`` directions, -1 or +1 with equal probability, shape ``[num_tasks, 1]``."""
+        uniform = super().sample_tasks(num_tasks, rng)  # validates the arguments
+        return np.where(uniform < 0.0, -1.0, 1.0)
+
+
+class HalfCheetahVelOracleEnv(HalfCheetahVelEnv):
+    """:class:`HalfCheetahVelEnv` whose observation ends with the target speed (the oracle baseline)."""
+
+    observe_task = True
+
+
+class HalfCheetahDirOracleEnv(HalfCheetahDirEnv):
+    """:class:`HalfCheetahDirEnv` whose observation ends with the direction (the oracle baseline)."""
+
+    observe_task = True
+
+
+def default_num_threads() -> int:
+    """Cores this process may run on (what the sampler uses unless told otherwise)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
+    """All sub-envs stepped by ``mujoco.rollout`` in C++ threads; observations and rewards in numpy.
+
+    :param num_envs: number of sub-envs (cheetahs).
+    :param max_episode_steps: truncation horizon per sub-env (200).
+    :param autoreset_mode: ``NEXT_STEP`` (default) or ``DISABLED``, as ``SyncVectorEnv``.
+    :param task: initial task of every sub-env; default the single env's.
+    :param ctrl_cost_weight: weight of the squared-action cost (0.05).
+    :param reset_noise_scale: scale of the start-state noise (0.1).
+    :param num_threads: threads stepping the physics; default (None or 0) every core this process may use.
+    :param render_mode: only None.
+    """
+
+    single_env_class: type[_HalfCheetahTaskEnv]
+    supports_threads = True  # make_task_vec passes the sampler's thread count
+
+    def __init__(
+        self,
+        num_envs: int,
+        max_episode_steps: int = 200,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        task: Any = None,
+        ctrl_cost_weight: float = CTRL_COST_WEIGHT,
+        reset_noise_scale: float = 0.1,
+        num_threads: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        who = type(self).__name__
+        if render_mode is not None:
+            raise ValueError(f"{who}: render_mode={render_mode!r} is not supported; allowed: None "
+                             f"(render a single {self.single_env_class.__name__} instead)")
+        if num_threads is None or num_threads == 0:
+            num_threads = default_num_threads()
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int | np.integer) or num_threads < 0:
+            raise ValueError(f"{who}: num_threads must be a non-negative int (0 = all cores), got {num_threads!r}")
+        reference = self.single_env_class(ctrl_cost_weight=ctrl_cost_weight, reset_noise_scale=reset_noise_scale)
+        self._init_vector(
+            num_envs, max_episode_steps, autoreset_mode, reference.observation_space, reference.action_space,
+            reference.task_space, task, reference.task,
+        )
+        self.model = reference.model
+        self.frame_skip, self.dt = reference.frame_skip, reference.dt
+        self.ctrl_cost_weight, self.reset_noise_scale = float(ctrl_cost_weight), float(reset_noise_scale)
+        self.num_threads = int(num_threads)
+        nq, nv = self.model.nq, self.model.nv
+        self._init_qpos, self._init_qvel = reference.init_qpos.copy(), reference.init_qvel.copy()
+        self._qpos = slice(1, 1 + nq)  # layout of mjSTATE_FULLPHYSICS: time, qpos, qvel, then the rest
+        self._qvel = slice(1 + nq, 1 + nq + nv)
+
+        spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+        start = np.empty(mujoco.mj_stateSize(self.model, spec))
+        mujoco.mj_resetData(self.model, reference.data)
+        mujoco.mj_getState(self.model, reference.data, start, spec)
+        reference.close()
+        self._start_state = start  # full physics state after mj_resetData (time 0, init_qpos, init_qvel)
+        self._state = np.tile(start, (self.num_envs, 1))  # [num_envs, nstate]
+        # rollout's buffers, allocated once (skip_checks=True takes them as they are: full shapes, no tiling)
+        self._models = [self.model] * self.num_envs
+        self._trajectory = np.empty((self.num_envs, self.frame_skip, start.size))
+        self._sensordata = np.empty((self.num_envs, self.frame_skip, self.model.nsensordata))
+        self._control = np.zeros((self.num_envs, self.frame_skip, self.model.nu))  # held for frame_skip steps
+        self._datas = [mujoco.MjData(self.model) for _ in range(self.num_threads)]
+        self._rollout = rollout.Rollout(nthread=self.num_threads if self.num_threads > 1 else 0)
+
+    def close(self, **kwargs: Any) -> None:
+        """Stop the physics threads."""
+        self._rollout.close()
+        super().close(**kwargs)
+
+    def _forward_rewards(self, speeds: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _reset_subenvs(self, mask: np.ndarray) -> None:
+        """Fresh start states for ``mask``, noise drawn as the single env draws it (uniform qpos, normal qvel)."""
+        scale = self.reset_noise_scale
+        for i in np.flatnonzero(mask):
+            rng = self.sub_env_rngs[i]
+            state = self._state[i]
+            state[:] = self._start_state
+            state[self._qpos] = self._init_qpos + rng.uniform(low=-scale, high=scale, size=self.model.nq)
+            state[self._qvel] = self._init_qvel + scale * rng.standard_normal(self.model.nv)
+
+    def _observations(self) -> np.ndarray:
+        parts = [self._state[:, self._qpos][:, 1:], self._state[:, self._qvel]]
+        if self.single_env_class.observe_task:
+            parts.append(self._tasks)
+        return np.concatenate(parts, axis=1)
+
+    def _step_subenvs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every cheetah ``frame_skip`` physics steps in one ``mujoco.rollout`` call."""
+        clipped = np.clip(actions.astype(np.float64), self.single_action_space.low, self.single_action_space.high)
+        self._control[:] = clipped[:, None, :]
+        x_before = self._state[:, self._qpos.start].copy()
+        self._rollout.rollout(
+            self._models, self._datas, self._state, self._control, nstep=self.frame_skip, state=self._trajectory,
+            sensordata=self._sensordata, skip_checks=True,
+        )
+        self._state[:] = self._trajectory[:, -1]
+        speeds = (self._state[:, self._qpos.start] - x_before) / self.dt
+        ctrl_cost = self.ctrl_cost_weight * np.square(clipped).sum(axis=1)
+        rewards = self._forward_rewards(speeds) - ctrl_cost
+        return rewards, np.zeros(self.num_envs, dtype=np.bool_), {"x_velocity": speeds}
+
+
+class HalfCheetahVelVectorEnv(_HalfCheetahTaskVectorEnv):
+    """Native vector :class:`HalfCheetahVelEnv`."""
+
+    single_env_class = HalfCheetahVelEnv
+
+    def _forward_rewards(self, speeds: np.ndarray) -> np.ndarray:
+        return velocity_reward(speeds, self._tasks[:, 0])
+
+
+class HalfCheetahDirVectorEnv(_HalfCheetahTaskVectorEnv):
+    """Native vector :class:`HalfCheetahDirEnv`."""
+
+    single_env_class = HalfCheetahDirEnv
+
+    def _forward_rewards(self, speeds: np.ndarray) -> np.ndarray:
+        return direction_reward(speeds, self._tasks[:, 0])
+
+    def set_tasks(self, tasks: Any) -> None:
+        """Set one direction (-1 or +1) per sub-env, shape ``[num_envs, 1]``."""
+        self._tasks = _check_directions(self._validate_vector_tasks(tasks), f"{describe_env(self)}.set_tasks")
+
+    def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw directions, -1 or +1 with equal probability (as :meth:`HalfCheetahDirEnv.sample_tasks`)."""
+        return np.where(super().sample_tasks(num_tasks, rng) < 0.0, -1.0, 1.0)
+
+
+class HalfCheetahVelOracleVectorEnv(HalfCheetahVelVectorEnv):
+    """Native vector :class:`HalfCheetahVelOracleEnv`."""
+
+    single_env_class = HalfCheetahVelOracleEnv
+
+
+class HalfCheetahDirOracleVectorEnv(HalfCheetahDirVectorEnv):
+    """Native vector :class:`HalfCheetahDirOracleEnv`."""
+
+    single_env_class = HalfCheetahDirOracleEnv
