@@ -55,6 +55,8 @@ def validate_tasks(
         ) from exc
 
     expected = _expected_shape(task_space, num_tasks)
+    if task_space.shape == (1,) and arr.shape == expected[:-1]:
+        arr = arr.reshape(expected)  # one-number tasks may be given bare: 1.5, or [1.5, 0.3] for a batch
     if arr.shape != expected:
         if num_tasks is not None and arr.ndim == len(expected) and arr.shape[1:] == expected[1:]:
             raise ValueError(

@@ -126,6 +126,9 @@ class _HalfCheetahTaskEnv(HalfCheetahEnv, TaskEnvMixin):
         observation = super()._get_obs()
         return np.concatenate([observation, self._task]) if self.observe_task else observation
 
+    def _get_reset_info(self) -> dict[str, Any]:
+        return {**super()._get_reset_info(), "task": self._task.copy()}
+
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """One env step (5 physics steps); the info also holds the task."""
         observation, reward, terminated, truncated, info = super().step(action)

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 
 from meta_rl.episodes import Episodes
 from meta_rl.policy import LOG_2PI, GaussianMLPPolicy, Params, is_task_batched
+
+
+@contextlib.contextmanager
+def _single_torch_thread() -> Iterator[None]:
+    """Run torch on one thread while stepping: the per-step policy call is small, and idle OpenMP workers
+    spin-waiting between calls would take CPU from threaded physics (measured: 39k -> 43k half-cheetah env
+    steps/s on 2 cores)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class Sampler:
@@ -82,7 +98,7 @@ class Sampler:
         done = np.zeros(num_tasks * num_eps, dtype=bool)
         log_norm = 0.5 * LOG_2PI * action_dim
 
-        with torch.no_grad():
+        with torch.no_grad(), _single_torch_thread():
             for t in range(horizon):
                 obs_t = torch.as_tensor(obs, dtype=torch.float32).view(num_tasks, num_eps, obs_dim)
                 mean, log_std = self.policy.forward(obs_t, params)

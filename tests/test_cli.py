@@ -19,7 +19,9 @@ TINY = [
     "meta_batch_size=2", "episodes_per_task=2", "horizon=10", "policy.hidden_sizes=[8]", "outer.cg_iters=3",
     "checkpoint_every=1", "torch_threads=1", "device=cpu",
 ]
-PRESETS = ["navigation-maml", "navigation-maml-adam", "navigation-maml-paper", "navigation-metasgd",
+CHEETAH_PRESETS = [f"cheetah-{family}-{method}" for family in ("dir", "vel")
+                   for method in ("maml", "metasgd", "oracle", "pretrained")]
+PRESETS = [*CHEETAH_PRESETS, "navigation-maml", "navigation-maml-adam", "navigation-maml-paper", "navigation-metasgd",
            "navigation-metasgd-adam", "navigation-metasgd-paper", "navigation-oracle", "navigation-oracle-paper",
            "navigation-pretrained", "navigation-pretrained-paper"]
 REQUIRED_TAGS = [

@@ -20,10 +20,13 @@ from meta_rl.config import (
     load_config,
 )
 
-PRESETS = ["navigation-maml", "navigation-maml-adam", "navigation-maml-paper", "navigation-metasgd",
+CHEETAH_PRESETS = [f"cheetah-{family}-{method}" for family in ("dir", "vel")
+                   for method in ("maml", "metasgd", "oracle", "pretrained")]
+PRESETS = [*CHEETAH_PRESETS, "navigation-maml", "navigation-maml-adam", "navigation-maml-paper", "navigation-metasgd",
            "navigation-metasgd-adam", "navigation-metasgd-paper", "navigation-oracle", "navigation-oracle-paper",
            "navigation-pretrained", "navigation-pretrained-paper"]
-BASELINES = {"navigation-oracle", "navigation-pretrained", "navigation-oracle-paper", "navigation-pretrained-paper"}
+BASELINES = {"navigation-oracle", "navigation-pretrained", "navigation-oracle-paper", "navigation-pretrained-paper",
+             *(name for name in CHEETAH_PRESETS if name.endswith(("oracle", "pretrained")))}
 
 
 def ordered(*parts: str) -> str:
@@ -40,7 +43,24 @@ def test_list_presets_names_and_descriptions():
         assert not description.startswith("#")
 
 
-@pytest.mark.parametrize("name", list_presets())
+@pytest.mark.parametrize("name", CHEETAH_PRESETS)
+def test_cheetah_presets_have_the_papers_settings(name):
+    config = load_config(name)
+    family = "Vel" if "-vel-" in name else "Dir"
+    oracle = "Oracle" if name.endswith("oracle") else ""
+    assert config.env.id == f"meta_rl/HalfCheetah{family}{oracle}-v0"
+    # The MAML paper's half-cheetah setting: 40 tasks x 20 episodes, horizon 200, alpha 0.1, max KL 0.01.
+    assert (config.meta_batch_size, config.episodes_per_task, config.horizon) == (40, 20, 200)
+    assert config.inner.step_size == 0.1
+    assert config.outer.max_kl == 0.01
+    assert config.outer.optimizer == "trpo"
+    assert config.policy.hidden_sizes == [100, 100] and config.policy.activation == "relu"
+    assert config.inner.algorithm == ("metasgd" if "metasgd" in name else "maml")
+    assert config.inner.num_steps == (0 if name in BASELINES else 1)
+    assert config.env.kwargs == {}
+
+
+@pytest.mark.parametrize("name", [name for name in list_presets() if name.startswith("navigation-")])
 def test_every_preset_loads_with_the_papers_navigation_numbers(name):
     config = load_config(name)
     assert isinstance(config, Config)
