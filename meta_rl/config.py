@@ -76,6 +76,10 @@ class OuterConfig:
     fvp: Literal["gauss_newton", "kl_hessian"] = _field(
         "gauss_newton", "TRPO Fisher-vector product: both exact; gauss_newton (J^T D J) is about 2x faster."
     )
+    fvp_subsample: float = _field(
+        1.0, "Fraction of the meta-batch's tasks the TRPO Fisher-vector products use, in (0, 1]: 1 is exact; 0.25 "
+        "makes each product about 4x cheaper (the gradient still uses every task).", unit_closed=True
+    )
     cg_damping: float = _field(1e-5, "TRPO damping added to the Fisher-vector product.", nonnegative=True)
     line_search_steps: int = _field(15, "TRPO backtracking line-search steps.", positive=True)
     line_search_backtrack_ratio: float = _field(0.8, "TRPO line-search shrink factor, in (0, 1).", unit_open=True)

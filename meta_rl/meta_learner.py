@@ -172,9 +172,9 @@ class MetaLearner:
         grads = torch.autograd.grad(before.loss, tensors, retain_graph=True)
         gradient = flatten(grads)
         check_finite("the meta-gradient", gradient)
-        fisher_vector_product = self._fisher_vector_product(before, query, tensors)
-        step_direction = conjugate_gradient(fisher_vector_product, gradient, outer.cg_iters)
-        full_step = trust_region_step(step_direction, fisher_vector_product(step_direction), outer.max_kl)
+        fisher_vector_product = self._fisher_vector_product(*self._fisher_batch(before, supports, query), tensors)
+        step_direction, fisher_step = conjugate_gradient(fisher_vector_product, gradient, outer.cg_iters)
+        full_step = trust_region_step(step_direction, fisher_step, outer.max_kl)
         check_finite("the TRPO step", full_step)
         fisher_vector_product = grads = None  # free the graphs before the line search
 
@@ -204,6 +204,19 @@ class MetaLearner:
             "line_search_backtracks": float(backtracks if accepted else outer.line_search_steps),
             "step_fraction": fraction if accepted else 0.0,
         }
+
+    def _fisher_batch(self, before: SurrogateResult, supports: list[Episodes], query: Episodes
+                      ) -> tuple[SurrogateResult, Episodes]:
+        """The surrogate and query episodes the Fisher-vector products use: all tasks, or with
+        ``outer.fvp_subsample < 1`` the first ``ceil(fvp_subsample * M)`` tasks (the meta-batch is drawn i.i.d., so
+        its first tasks are a random subset), re-adapted on their own so each product only walks their graph."""
+        num_tasks = query.num_tasks
+        keep = min(num_tasks, max(1, math.ceil(self.outer.fvp_subsample * num_tasks - 1e-9)))
+        if keep == num_tasks:
+            return before, query
+        subset = slice(0, keep)
+        sub_query = query.select_tasks(subset)
+        return self.surrogate([s.select_tasks(subset) for s in supports], sub_query), sub_query
 
     def _fisher_vector_product(
         self, result: SurrogateResult, query: Episodes, tensors: list[Tensor]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -19,13 +20,21 @@ def unflatten(vector: Tensor, like: list[Tensor]) -> list[Tensor]:
     return [p.view_as(t) for p, t in zip(pieces, like, strict=True)]
 
 
+class CGResult(NamedTuple):
+    """What :func:`conjugate_gradient` returns."""
+
+    solution: Tensor  # x with A x ~= b
+    product: Tensor  # A x, tracked by the iteration (b minus the residual) at no extra matrix-vector product
+
+
 def conjugate_gradient(
     matvec: Callable[[Tensor], Tensor], b: Tensor, iterations: int, residual_tol: float = 1e-10
-) -> Tensor:
+) -> CGResult:
     """Approximately solve ``A x = b`` for symmetric positive-definite ``A`` given only ``v -> A v``.
 
     Runs exactly ``iterations`` steps with no host synchronisation; once the squared residual falls below
-    ``residual_tol`` the remaining steps leave ``x`` unchanged (instead of dividing by ~0).
+    ``residual_tol`` the remaining steps leave ``x`` unchanged (instead of dividing by ~0). Also returns ``A x``
+    (``b - residual``), which TRPO needs to scale its step, so it costs no further product.
     """
     x = torch.zeros_like(b)
     residual = b.clone()
@@ -42,7 +51,7 @@ def conjugate_gradient(
         beta = torch.where(active, new_residual_sq / torch.where(active, residual_sq, 1.0), 0.0)
         direction = residual + beta * direction
         residual_sq = torch.where(active, new_residual_sq, residual_sq)
-    return x
+    return CGResult(x, b - residual)
 
 
 def trust_region_step(step_direction: Tensor, fisher_step: Tensor, max_kl: float) -> Tensor:

@@ -26,10 +26,9 @@ import meta_rl_envs
 from meta_rl.adaptation import adapt
 from meta_rl.config import Config, load_config
 from meta_rl.episodes import Episodes
-from meta_rl.meta_learner import MetaLearner
 from meta_rl.policy import LOG_2PI, GaussianMLPPolicy, Params
+from meta_rl.reference import per_task_trpo_update
 from meta_rl.trainer import Trainer, process
-from meta_rl.trpo import conjugate_gradient, flatten, trust_region_step, unflatten
 
 
 def per_task_collect(policy: GaussianMLPPolicy, params: list[Params], tasks: np.ndarray, config: Config,
@@ -65,39 +64,6 @@ def per_task_collect(policy: GaussianMLPPolicy, params: list[Params], tasks: np.
         columns.append({k: torch.stack(v) for k, v in rows.items()})
     batch = Episodes(**{k: torch.stack([c[k] for c in columns], dim=1) for k in columns[0]})
     return process(batch, config)
-
-
-def per_task_trpo_update(learner: MetaLearner, support: Episodes, query: Episodes) -> None:
-    """Reference outer update: per-task surrogates and KLs, double-backward Fisher-vector products."""
-    outer, tensors = learner.outer, learner.meta_parameters()
-    tasks = range(support.num_tasks)
-    supports = [support.select_tasks(slice(m, m + 1)) for m in tasks]
-    queries = [query.select_tasks(slice(m, m + 1)) for m in tasks]
-    results = [learner.surrogate([s], q) for s, q in zip(supports, queries, strict=True)]
-    loss = torch.stack([r.loss for r in results]).mean()
-    kl = torch.stack([r.kl for r in results]).mean()
-    gradient = flatten(torch.autograd.grad(loss, tensors, retain_graph=True))
-    kl_grad = flatten(torch.autograd.grad(kl, tensors, create_graph=True))
-
-    def fvp(vector: torch.Tensor) -> torch.Tensor:
-        return flatten(torch.autograd.grad(kl_grad @ vector, tensors, retain_graph=True)) + outer.cg_damping * vector
-
-    direction = conjugate_gradient(fvp, gradient, outer.cg_iters)
-    step = trust_region_step(direction, fvp(direction), outer.max_kl)
-    old = flatten([t.detach() for t in tensors])
-    fraction = 1.0
-    with torch.no_grad():
-        for _ in range(outer.line_search_steps):
-            candidate = learner._split(unflatten(old - fraction * step, tensors))
-            new = [learner.surrogate([s], q, *candidate, old=r) for s, q, r in zip(supports, queries, results,
-                                                                                   strict=True)]
-            new_loss = torch.stack([r.loss for r in new]).mean().item()
-            new_kl = torch.stack([r.kl for r in new]).mean().item()
-            if new_loss < loss.item() and new_kl <= outer.max_kl:
-                for tensor, value in zip(tensors, unflatten(old - fraction * step, tensors), strict=True):
-                    tensor.copy_(value)
-                break
-            fraction *= outer.line_search_backtrack_ratio
 
 
 def reference_iteration(trainer: Trainer) -> dict[str, float]:

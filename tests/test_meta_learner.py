@@ -9,6 +9,7 @@ from helpers import flat, tiny_episodes, tiny_params, tiny_policy, unflat
 from meta_rl.adaptation import init_step_sizes
 from meta_rl.config import InnerConfig, OuterConfig
 from meta_rl.meta_learner import MetaLearner, NonFiniteError
+from meta_rl.reference import per_task_trpo_update
 from meta_rl.trpo import flatten
 
 
@@ -119,3 +120,34 @@ def test_update_on_cuda_matches_cpu():
     cuda.update([support.to("cuda")], query.to("cuda"))
     for a, b in zip(cpu.meta_parameters(), cuda.meta_parameters(), strict=True):
         torch.testing.assert_close(a.detach(), b.detach().cpu(), rtol=1e-6, atol=1e-8)
+
+
+def test_subsampled_fisher_is_the_exact_fisher_of_the_first_tasks():
+    """fvp_subsample=0.5 of 4 tasks: the products equal the exact products of a learner that only sees tasks 0-1."""
+    full, half = make_learner(fvp_subsample=0.5), make_learner()
+    support, query = tiny_episodes(num_tasks=4, seed=1), tiny_episodes(num_tasks=4, seed=2)
+    tensors = full.meta_parameters()
+    result, sub_query = full._fisher_batch(full.surrogate([support], query), [support], query)
+    assert sub_query.num_tasks == 2
+    subsampled = full._fisher_vector_product(result, sub_query, tensors)
+    first_two = [support.select_tasks(slice(0, 2))], query.select_tasks(slice(0, 2))
+    exact = half._fisher_vector_product(half.surrogate(*first_two), first_two[1], half.meta_parameters())
+    vector = torch.linspace(-1.0, 1.0, flatten(tensors).numel(), dtype=torch.float64)
+    torch.testing.assert_close(subsampled(vector), exact(vector))
+    full_batch, _ = make_learner()._fisher_batch(result, [support], query)  # fvp_subsample=1 keeps everything
+    assert full_batch is result
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "metasgd"])
+@pytest.mark.parametrize("fvp", ["gauss_newton", "kl_hessian"])
+def test_batched_update_takes_the_per_task_reference_step(algorithm: str, fvp: str):
+    """The task-batched TRPO update moves the meta-parameters exactly as the plain loop over tasks does."""
+    batched, reference = make_learner(algorithm, fvp=fvp), make_learner(algorithm)
+    support, query = tiny_episodes(num_tasks=3, seed=1), tiny_episodes(num_tasks=3, seed=2)
+    start = flatten([t.detach().clone() for t in batched.meta_parameters()])
+    stats = batched.update([support], query)
+    per_task_trpo_update(reference, support, query)
+    moved = flatten([t.detach() for t in batched.meta_parameters()])
+    assert stats["line_search_accepted"] == 1.0 and (moved - start).norm() > 1e-3  # a real step was taken
+    torch.testing.assert_close(moved, flatten([t.detach() for t in reference.meta_parameters()]),
+                               rtol=1e-7, atol=1e-9)

@@ -16,7 +16,8 @@ def random_spd(n: int, seed: int = 0) -> torch.Tensor:
 def test_conjugate_gradient_matches_direct_solve():
     matrix = random_spd(12)
     b = torch.arange(12, dtype=torch.float64) - 5.0
-    x = conjugate_gradient(lambda v: matrix @ v, b, iterations=12)
+    x, product = conjugate_gradient(lambda v: matrix @ v, b, iterations=12)
+    torch.testing.assert_close(product, matrix @ x, rtol=1e-6, atol=1e-8)
     torch.testing.assert_close(x, torch.linalg.solve(matrix, b), rtol=1e-8, atol=1e-8)
 
 
@@ -24,7 +25,7 @@ def test_conjugate_gradient_stops_cleanly_after_convergence():
     """More iterations than dimensions: the residual reaches ~0 and the extra steps must not divide by it."""
     matrix = torch.diag(torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64))
     b = torch.tensor([1.0, 1.0, 1.0], dtype=torch.float64)
-    x = conjugate_gradient(lambda v: matrix @ v, b, iterations=10)
+    x = conjugate_gradient(lambda v: matrix @ v, b, iterations=10).solution
     assert torch.isfinite(x).all()
     torch.testing.assert_close(x, torch.tensor([1.0, 0.5, 0.25], dtype=torch.float64))
 
@@ -32,10 +33,11 @@ def test_conjugate_gradient_stops_cleanly_after_convergence():
 def test_few_iterations_reduce_the_residual():
     matrix = random_spd(30, seed=3) / 30.0 + torch.eye(30, dtype=torch.float64)  # well conditioned
     b = torch.ones(30, dtype=torch.float64)
-    residuals = [
-        (matrix @ conjugate_gradient(lambda v: matrix @ v, b, iterations=k) - b).norm().item() for k in (1, 5, 30)
-    ]
+    results = [conjugate_gradient(lambda v: matrix @ v, b, iterations=k) for k in (1, 5, 30)]
+    residuals = [(matrix @ result.solution - b).norm().item() for result in results]
     assert residuals[0] > residuals[1] > residuals[2]
+    for result in results:  # the tracked product is A x even before convergence
+        torch.testing.assert_close(result.product, matrix @ result.solution, rtol=1e-9, atol=1e-9)
     assert residuals[2] < 1e-5  # CG stops once the squared residual is below 1e-10
 
 
