@@ -1,0 +1,135 @@
+#!/usr/bin/env python
+"""Seconds per TRPO meta-update: ours (task-batched) against the plain per-task reference, in one run.
+
+For each preset (default: 2D navigation and half-cheetah velocity, the issue's two sizes) it samples one support
+and one query batch with the preset's sizes, then times on the same episodes and starting parameters:
+
+- ``ours``: :meth:`MetaLearner.update` with the preset's settings (exact Gauss-Newton Fisher-vector products);
+- variants: ``outer.fvp=kl_hessian`` (double backward through the KL gradient) and ``outer.fvp_subsample=0.25``;
+- ``reference``: :func:`meta_rl.reference.per_task_trpo_update` (loop over tasks, double backward per product).
+
+It also measures what bounds the update: the time of one policy forward and one forward+backward over the query
+batch, and the machine's batched-matmul throughput on the hidden layer's shape.
+
+    python scripts/benchmark_update.py                                   # navigation-maml and cheetah-vel-maml
+    python scripts/benchmark_update.py navigation-maml --repeats 5 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+
+import torch
+
+from meta_rl.adaptation import adapt
+from meta_rl.config import load_config
+from meta_rl.meta_learner import MetaLearner
+from meta_rl.reference import per_task_trpo_update
+from meta_rl.trainer import Trainer
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work so wall-clock times are real."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def seconds(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
+    """Mean wall-clock seconds of ``fn`` over ``repeats`` calls, after one warm-up call."""
+    fn()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    synchronize(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def fresh_learner(trainer: Trainer, device: torch.device, **outer: object) -> MetaLearner:
+    """A learner at the trainer's starting meta-parameters, with some outer settings changed."""
+    settings = {**trainer.config.outer.__dict__, **outer}
+    learner = MetaLearner(trainer.policy, trainer.learner.params, trainer.config.inner,
+                          type(trainer.config.outer)(**settings), device)
+    learner.load_state_dict(trainer.learner.state_dict())
+    return learner
+
+
+def matmul_gflops(tasks: int, rows: int, width: int, device: torch.device) -> float:
+    """GFLOP/s of ``bmm([tasks, rows, width], [tasks, width, width])``: the hidden layer's product."""
+    a = torch.randn(tasks, rows, width, device=device)
+    b = torch.randn(tasks, width, width, device=device)
+    duration = seconds(lambda: torch.bmm(a, b), 5, device)
+    return 2.0 * tasks * rows * width * width / duration / 1e9
+
+
+def benchmark(preset: str, repeats: int, reference_repeats: int, device: torch.device, overrides: list[str]) -> None:
+    """Print the update times of ``preset`` and the bound analysis."""
+    config = load_config(preset, [f"device={device}", *overrides])
+    trainer = Trainer(config, tempfile.mkdtemp())
+    tasks = trainer.sampler.envs.sample_tasks(config.meta_batch_size, trainer.rng)
+    params = {k: v.detach() for k, v in trainer.learner.params.items()}
+    support = trainer.collect(params, tasks)
+    adapted = adapt(trainer.policy, params, support, trainer.learner.step_size(), first_order=True)
+    query = trainer.collect(adapted, tasks)
+    support, query = support.to(device), query.to(device)
+    samples = query.observations.shape[0] * query.observations.shape[2]
+    print(f"\n{preset}: {config.meta_batch_size} tasks x {config.episodes_per_task} episodes x {config.horizon} "
+          f"steps, policy {config.policy.hidden_sizes} {config.policy.activation}, {config.outer.cg_iters} CG "
+          f"iterations, device {device}")
+
+    def update(**outer: object) -> Callable[[], object]:
+        def run() -> object:
+            return fresh_learner(trainer, device, **outer).update([support], query)
+        return run
+
+    rows = [("ours (gauss_newton, exact)", seconds(update(), repeats, device))]
+    rows.append(("ours, fvp=kl_hessian (exact)", seconds(update(fvp="kl_hessian"), repeats, device)))
+    rows.append(("ours, fvp_subsample=0.25", seconds(update(fvp_subsample=0.25), repeats, device)))
+    reference = seconds(lambda: per_task_trpo_update(fresh_learner(trainer, device), support, query),
+                        reference_repeats, device)
+    print(f"{'':34s} {'seconds':>8s} {'vs reference':>13s}")
+    for name, value in rows:
+        print(f"{name:34s} {value:8.3f} {reference / value:12.1f}x")
+    print(f"{'reference (per task, double bwd)':34s} {reference:8.3f}")
+
+    learner = fresh_learner(trainer, device)
+    observations = query.task_major("observations")
+    forward = seconds(lambda: trainer.policy.forward(observations, learner.params), repeats, device)
+
+    def forward_backward() -> None:
+        mean, log_std = trainer.policy.forward(observations, learner.params)
+        torch.autograd.grad(mean.sum() + log_std.sum(), list(learner.params.values()))
+
+    pass_time = seconds(forward_backward, repeats, device)
+    width = max(config.policy.hidden_sizes)
+    gflops = matmul_gflops(config.meta_batch_size, samples, width, device)
+    print(f"one policy forward over the query batch: {forward * 1e3:.1f} ms; forward+backward: "
+          f"{pass_time * 1e3:.1f} ms")
+    print(f"bmm [{config.meta_batch_size}, {samples}, {width}] x [{width}, {width}]: {gflops:.0f} GFLOP/s")
+    print(f"ours = {rows[0][1] / pass_time:.0f} forward+backward passes' worth of time")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("presets", nargs="*", default=["navigation-maml", "cheetah-vel-maml"])
+    parser.add_argument("--repeats", type=int, default=3, help="timed updates of ours (after a warm-up)")
+    parser.add_argument("--reference-repeats", type=int, default=1, help="timed updates of the reference")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--override", action="append", default=[], metavar="key=value",
+                        help="config override applied to every preset (repeatable)")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads)"
+          + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""))
+    for preset in args.presets:
+        benchmark(preset, args.repeats, args.reference_repeats, device, args.override)
+
+
+if __name__ == "__main__":
+    main()
