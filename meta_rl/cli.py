@@ -9,6 +9,7 @@ from pathlib import Path
 from meta_rl.checkpoint import CheckpointError
 from meta_rl.config import ConfigError, apply_override, list_presets, load_config
 from meta_rl.meta_learner import NonFiniteError
+from meta_rl.runtime import keep_freed_memory
 
 
 def _default_run_dir(source: str, seed: int) -> Path:
@@ -196,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``meta-rl`` console script."""
+    keep_freed_memory()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # key=value overrides may also follow the options

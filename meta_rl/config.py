@@ -73,8 +73,9 @@ class OuterConfig:
     max_kl: float = _field(0.01, "TRPO trust region: largest mean KL between old and new adapted policies.",
                            positive=True)
     cg_iters: int = _field(10, "TRPO conjugate-gradient iterations.", positive=True)
-    fvp: Literal["gauss_newton", "kl_hessian"] = _field(
-        "gauss_newton", "TRPO Fisher-vector product: both exact; gauss_newton (J^T D J) is about 2x faster."
+    fvp: Literal["analytic", "gauss_newton", "kl_hessian"] = _field(
+        "analytic", "TRPO Fisher-vector product, all exact: analytic (hand-written R-operators, inner.num_steps 0 or "
+        "1), gauss_newton (J^T D J by autograd, any num_steps), kl_hessian (double backward; slowest)."
     )
     fvp_subsample: float = _field(
         1.0, "Fraction of the meta-batch's tasks the TRPO Fisher-vector products use, in (0, 1]: 1 is exact; 0.25 "
@@ -276,6 +277,11 @@ def _check_semantics(config: Config) -> None:
     if not (isinstance(env_class, type) and issubclass(env_class, meta_rl_envs.TaskEnvMixin)):
         raise ConfigError(f"env.id: {config.env.id!r} is not a task family (its environment has no set_task/"
                           f"sample_tasks); task families: {', '.join(known)}")
+    if config.outer.fvp == "analytic" and config.inner.num_steps > 1:
+        raise ConfigError(
+            f"outer.fvp: 'analytic' supports inner.num_steps 0 or 1, got inner.num_steps={config.inner.num_steps}; "
+            "use outer.fvp=gauss_newton for more inner steps"
+        )
     device = config.device
     if not (device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
         raise ConfigError(f"device: {device!r} is not allowed; expected auto, cpu, cuda or cuda:N")

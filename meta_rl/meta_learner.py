@@ -17,6 +17,7 @@ from torch import Tensor
 from meta_rl.adaptation import StepSize, adapt, init_step_sizes, masked_task_mean
 from meta_rl.config import InnerConfig, OuterConfig
 from meta_rl.episodes import Episodes
+from meta_rl.fisher import AnalyticFisher
 from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_kl, gaussian_log_prob
 from meta_rl.trpo import conjugate_gradient, flatten, trust_region_step, unflatten
 
@@ -172,7 +173,7 @@ class MetaLearner:
         grads = torch.autograd.grad(before.loss, tensors, retain_graph=True)
         gradient = flatten(grads)
         check_finite("the meta-gradient", gradient)
-        fisher_vector_product = self._fisher_vector_product(*self._fisher_batch(before, supports, query), tensors)
+        fisher_vector_product = self._fisher_vector_product(before, query, tensors, supports)
         step_direction, fisher_step = conjugate_gradient(fisher_vector_product, gradient, outer.cg_iters)
         full_step = trust_region_step(step_direction, fisher_step, outer.max_kl)
         check_finite("the TRPO step", full_step)
@@ -205,21 +206,19 @@ class MetaLearner:
             "step_fraction": fraction if accepted else 0.0,
         }
 
-    def _fisher_batch(self, before: SurrogateResult, supports: list[Episodes], query: Episodes
-                      ) -> tuple[SurrogateResult, Episodes]:
-        """The surrogate and query episodes the Fisher-vector products use: all tasks, or with
-        ``outer.fvp_subsample < 1`` the first ``ceil(fvp_subsample * M)`` tasks (the meta-batch is drawn i.i.d., so
-        its first tasks are a random subset), re-adapted on their own so each product only walks their graph."""
+    def _fisher_tasks(self, supports: list[Episodes], query: Episodes) -> tuple[list[Episodes], Episodes, bool]:
+        """The episodes the Fisher-vector products use: all tasks, or with ``outer.fvp_subsample < 1`` the first
+        ``ceil(fvp_subsample * M)`` (the meta-batch is drawn i.i.d., so its first tasks are a random subset);
+        the flag says whether it is a subset."""
         num_tasks = query.num_tasks
         keep = min(num_tasks, max(1, math.ceil(self.outer.fvp_subsample * num_tasks - 1e-9)))
         if keep == num_tasks:
-            return before, query
+            return supports, query, False
         subset = slice(0, keep)
-        sub_query = query.select_tasks(subset)
-        return self.surrogate([s.select_tasks(subset) for s in supports], sub_query), sub_query
+        return [s.select_tasks(subset) for s in supports], query.select_tasks(subset), True
 
     def _fisher_vector_product(
-        self, result: SurrogateResult, query: Episodes, tensors: list[Tensor]
+        self, result: SurrogateResult, query: Episodes, tensors: list[Tensor], supports: list[Episodes]
     ) -> Callable[[Tensor], Tensor]:
         """``v -> (H_KL + damping I) v``: the Hessian of the mean KL w.r.t. the meta-parameters, at the old ones.
 
@@ -229,8 +228,19 @@ class MetaLearner:
         diagonal Hessian (``1/sigma^2`` per mean, 2 per log-std). ``J v`` comes from a backward pass through
         the graph of ``J^T u`` (built once, linear in ``u``), ``J^T w`` from a backward pass of the outputs.
         ``kl_hessian``: double backward through the KL gradient (third-order through the inner step; slower).
+        ``analytic`` (default): the same ``J^T D J`` by hand-written R-operators (:mod:`meta_rl.fisher`).
+        ``supports`` are the inner step's episodes; with ``outer.fvp_subsample < 1`` only the first tasks count.
         """
         damping = self.outer.cg_damping
+        supports, query, subset = self._fisher_tasks(supports, query)
+        if self.outer.fvp == "analytic":
+            if len(supports) > 1:
+                raise ValueError(f"outer.fvp='analytic' supports at most one inner step, got {len(supports)}")
+            support = supports[0] if supports else None
+            return AnalyticFisher(self.policy, self.params, self.step_size(), support, query,
+                                  self.inner.first_order, damping)
+        if subset:  # re-adapt the subset on its own, so each product only walks its graph
+            result = self.surrogate(supports, query)
         if self.outer.fvp == "kl_hessian":
             kl_grad = flatten(torch.autograd.grad(result.kl, tensors, create_graph=True))
 

@@ -28,6 +28,7 @@ from meta_rl.config import Config, load_config
 from meta_rl.episodes import Episodes
 from meta_rl.policy import LOG_2PI, GaussianMLPPolicy, Params
 from meta_rl.reference import per_task_trpo_update
+from meta_rl.runtime import keep_freed_memory
 from meta_rl.trainer import Trainer, process
 
 
@@ -92,6 +93,7 @@ def reference_iteration(trainer: Trainer) -> dict[str, float]:
 
 
 def main() -> None:
+    keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("preset", nargs="?", default="navigation-maml")
     parser.add_argument("--iterations", type=int, default=5, help="timed iterations of ours (after 1 warm-up)")

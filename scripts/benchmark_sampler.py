@@ -28,6 +28,7 @@ import torch
 from mujoco import rollout
 
 from meta_rl.policy import GaussianMLPPolicy
+from meta_rl.runtime import keep_freed_memory
 from meta_rl.sampler import Sampler
 from meta_rl_envs.half_cheetah import default_num_threads
 
@@ -87,6 +88,7 @@ def sampler(env_id: str, tasks: int, episodes: int, horizon: int, threads: int, 
 
 
 def main() -> None:
+    keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="meta_rl/HalfCheetahVel-v0")
     parser.add_argument("--tasks", type=int, default=40)

@@ -4,8 +4,9 @@
 For each preset (default: 2D navigation and half-cheetah velocity, the issue's two sizes) it samples one support
 and one query batch with the preset's sizes, then times on the same episodes and starting parameters:
 
-- ``ours``: :meth:`MetaLearner.update` with the preset's settings (exact Gauss-Newton Fisher-vector products);
-- variants: ``outer.fvp=kl_hessian`` (double backward through the KL gradient) and ``outer.fvp_subsample=0.25``;
+- ``ours``: :meth:`MetaLearner.update` with the preset's settings (exact analytic Fisher-vector products);
+- variants: the other exact products (``outer.fvp=gauss_newton``: J^T D J by autograd; ``kl_hessian``: double
+  backward through the KL gradient) and ``outer.fvp_subsample=0.25``;
 - ``reference``: :func:`meta_rl.reference.per_task_trpo_update` (loop over tasks, double backward per product).
 
 It also measures what bounds the update: the time of one policy forward and one forward+backward over the query
@@ -30,6 +31,7 @@ from meta_rl.adaptation import adapt
 from meta_rl.config import load_config
 from meta_rl.meta_learner import MetaLearner
 from meta_rl.reference import per_task_trpo_update
+from meta_rl.runtime import keep_freed_memory
 from meta_rl.trainer import Trainer
 
 
@@ -87,8 +89,10 @@ def benchmark(preset: str, repeats: int, reference_repeats: int, device: torch.d
             return fresh_learner(trainer, device, **outer).update([support], query)
         return run
 
-    rows = [("ours (gauss_newton, exact)", seconds(update(), repeats, device))]
-    rows.append(("ours, fvp=kl_hessian (exact)", seconds(update(fvp="kl_hessian"), repeats, device)))
+    rows = [(f"ours (fvp={config.outer.fvp}, exact)", seconds(update(), repeats, device))]
+    for fvp in ("analytic", "gauss_newton", "kl_hessian"):
+        if fvp != config.outer.fvp:
+            rows.append((f"ours, fvp={fvp} (exact)", seconds(update(fvp=fvp), repeats, device)))
     rows.append(("ours, fvp_subsample=0.25", seconds(update(fvp_subsample=0.25), repeats, device)))
     reference = seconds(lambda: per_task_trpo_update(fresh_learner(trainer, device), support, query),
                         reference_repeats, device)
@@ -115,6 +119,7 @@ def benchmark(preset: str, repeats: int, reference_repeats: int, device: torch.d
 
 
 def main() -> None:
+    keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("presets", nargs="*", default=["navigation-maml", "cheetah-vel-maml"])
     parser.add_argument("--repeats", type=int, default=3, help="timed updates of ours (after a warm-up)")

@@ -9,6 +9,7 @@ from helpers import flat, tiny_episodes, tiny_params, tiny_policy, unflat
 from meta_rl.adaptation import init_step_sizes
 from meta_rl.config import InnerConfig, OuterConfig
 from meta_rl.meta_learner import MetaLearner, NonFiniteError
+from meta_rl.policy import GaussianMLPPolicy
 from meta_rl.reference import per_task_trpo_update
 from meta_rl.trpo import flatten
 
@@ -21,7 +22,7 @@ def make_learner(algorithm: str = "maml", **outer: object) -> MetaLearner:
 
 
 @pytest.mark.parametrize(("algorithm", "inner_steps"), [("maml", 1), ("metasgd", 1), ("maml", 0)])
-@pytest.mark.parametrize("fvp", ["gauss_newton", "kl_hessian"])
+@pytest.mark.parametrize("fvp", ["analytic", "gauss_newton", "kl_hessian"])
 def test_fisher_vector_product_equals_explicit_kl_hessian(algorithm: str, inner_steps: int, fvp: str):
     """Also without adaptation (the pretrained/oracle baselines): one log-std shared by all tasks."""
     learner = make_learner(algorithm, fvp=fvp, cg_damping=0.0)
@@ -37,7 +38,7 @@ def test_fisher_vector_product_equals_explicit_kl_hessian(algorithm: str, inner_
         return learner.surrogate(support, query, *learner._split(values), old=before).kl
 
     hessian = torch.autograd.functional.hessian(kl, flat(like))
-    product = learner._fisher_vector_product(before, query, tensors)
+    product = learner._fisher_vector_product(before, query, tensors, support)
     g = torch.Generator().manual_seed(0)
     for _ in range(3):
         v = torch.randn(hessian.shape[0], generator=g, dtype=torch.float64)
@@ -50,9 +51,9 @@ def test_damping_is_added():
     tensors = learner.meta_parameters()
     before = learner.surrogate([support], query)
     v = torch.ones(sum(t.numel() for t in tensors), dtype=torch.float64)
-    damped = learner._fisher_vector_product(before, query, tensors)(v)
+    damped = learner._fisher_vector_product(before, query, tensors, [support])(v)
     learner.outer.cg_damping = 0.0
-    plain = learner._fisher_vector_product(learner.surrogate([support], query), query, tensors)(v)
+    plain = learner._fisher_vector_product(learner.surrogate([support], query), query, tensors, [support])(v)
     torch.testing.assert_close(damped - plain, 0.5 * v)
 
 
@@ -122,24 +123,26 @@ def test_update_on_cuda_matches_cpu():
         torch.testing.assert_close(a.detach(), b.detach().cpu(), rtol=1e-6, atol=1e-8)
 
 
-def test_subsampled_fisher_is_the_exact_fisher_of_the_first_tasks():
+@pytest.mark.parametrize("fvp", ["analytic", "gauss_newton", "kl_hessian"])
+def test_subsampled_fisher_is_the_exact_fisher_of_the_first_tasks(fvp: str):
     """fvp_subsample=0.5 of 4 tasks: the products equal the exact products of a learner that only sees tasks 0-1."""
-    full, half = make_learner(fvp_subsample=0.5), make_learner()
+    subsampling, exact = make_learner(fvp=fvp, fvp_subsample=0.5), make_learner(fvp=fvp)
     support, query = tiny_episodes(num_tasks=4, seed=1), tiny_episodes(num_tasks=4, seed=2)
-    tensors = full.meta_parameters()
-    result, sub_query = full._fisher_batch(full.surrogate([support], query), [support], query)
-    assert sub_query.num_tasks == 2
-    subsampled = full._fisher_vector_product(result, sub_query, tensors)
+    tensors = subsampling.meta_parameters()
+    subsampled = subsampling._fisher_vector_product(subsampling.surrogate([support], query), query, tensors,
+                                                    [support])
     first_two = [support.select_tasks(slice(0, 2))], query.select_tasks(slice(0, 2))
-    exact = half._fisher_vector_product(half.surrogate(*first_two), first_two[1], half.meta_parameters())
+    reference = exact._fisher_vector_product(exact.surrogate(*first_two), first_two[1], exact.meta_parameters(),
+                                             first_two[0])
     vector = torch.linspace(-1.0, 1.0, flatten(tensors).numel(), dtype=torch.float64)
-    torch.testing.assert_close(subsampled(vector), exact(vector))
-    full_batch, _ = make_learner()._fisher_batch(result, [support], query)  # fvp_subsample=1 keeps everything
-    assert full_batch is result
+    torch.testing.assert_close(subsampled(vector), reference(vector))
+    everything = exact._fisher_vector_product(exact.surrogate([support], query), query, exact.meta_parameters(),
+                                              [support])
+    assert not torch.allclose(everything(vector), reference(vector))  # the subset really differs
 
 
 @pytest.mark.parametrize("algorithm", ["maml", "metasgd"])
-@pytest.mark.parametrize("fvp", ["gauss_newton", "kl_hessian"])
+@pytest.mark.parametrize("fvp", ["analytic", "gauss_newton", "kl_hessian"])
 def test_batched_update_takes_the_per_task_reference_step(algorithm: str, fvp: str):
     """The task-batched TRPO update moves the meta-parameters exactly as the plain loop over tasks does."""
     batched, reference = make_learner(algorithm, fvp=fvp), make_learner(algorithm)
@@ -151,3 +154,34 @@ def test_batched_update_takes_the_per_task_reference_step(algorithm: str, fvp: s
     assert stats["line_search_accepted"] == 1.0 and (moved - start).norm() > 1e-3  # a real step was taken
     torch.testing.assert_close(moved, flatten([t.detach() for t in reference.meta_parameters()]),
                                rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize(("algorithm", "inner_steps", "first_order"),
+                         [("maml", 1, False), ("metasgd", 1, False), ("maml", 1, True), ("metasgd", 1, True),
+                          ("metasgd", 0, False)])
+def test_analytic_fisher_on_a_deeper_policy_equals_explicit_kl_hessian(activation, algorithm, inner_steps,
+                                                                       first_order):
+    """Two hidden layers (so the R-operators' layer-to-layer terms count), both activations, first order too."""
+    policy = GaussianMLPPolicy(2, 2, (5, 4), activation, init_std=0.8)
+    step_sizes = {k: 0.3 + 0.05 * torch.rand(v.shape, dtype=torch.float64,
+                                              generator=torch.Generator().manual_seed(5))
+                  for k, v in init_step_sizes(policy, 0.3).items()}
+    learner = MetaLearner(policy, tiny_params(policy, seed=3),
+                          InnerConfig(algorithm=algorithm, step_size=0.3, first_order=first_order),
+                          OuterConfig(fvp="analytic", cg_damping=0.0), step_sizes=step_sizes)
+    support = [tiny_episodes(num_tasks=2, seed=4)][:inner_steps]
+    query = tiny_episodes(num_tasks=2, seed=12)
+    tensors = learner.meta_parameters()
+    like = {f"t{i}": t.detach() for i, t in enumerate(tensors)}
+    before = learner.surrogate(support, query)
+
+    def kl(vector: torch.Tensor) -> torch.Tensor:
+        return learner.surrogate(support, query, *learner._split(list(unflat(vector, like).values())), old=before).kl
+
+    hessian = torch.autograd.functional.hessian(kl, flat(like))
+    product = learner._fisher_vector_product(before, query, tensors, support)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        v = torch.randn(hessian.shape[0], generator=g, dtype=torch.float64)
+        torch.testing.assert_close(product(v), hessian @ v, rtol=1e-8, atol=1e-10)

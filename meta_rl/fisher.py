@@ -1,0 +1,293 @@
+"""Exact Fisher-vector products of the meta-objective by hand-written R-operators, not autograd graphs.
+
+TRPO's metric is the Hessian of the mean KL between the old and new adapted policies on the query episodes,
+at the old meta-parameters. There it equals (Gauss-Newton form, exact because the KL's gradient vanishes):
+
+    F v = sum_m A_m^T K_m^T D_m K_m A_m v
+
+- ``A_m``: the Jacobian of task m's adapted parameters w.r.t. the meta-parameters. MAML:
+  ``theta'_m = theta - alpha g_m(theta)``, so ``A_m v = v - alpha H_m v`` with ``H_m`` the Hessian of the
+  support loss; Meta-SGD adds the step sizes: ``A_m (v, v_alpha) = v - alpha * (H_m v) - v_alpha * g_m``;
+- ``K_m``: the Jacobian of the query policy outputs (means, log-std) w.r.t. the adapted parameters;
+- ``D_m``: the Gaussian KL's Hessian w.r.t. those outputs (``1/sigma^2`` per mean, 2 per log-std), weighted
+  as the mean over tasks of each task's masked mean over steps.
+
+``H_m v`` is Pearlmutter's R-operator written out for the MLP and the Gaussian REINFORCE loss: a forward pass of
+tangents and a backward pass of their derivatives, re-using the activations and back-propagated errors of the
+inner step, computed once per update. One product is then two support Hessian-vector products, one query
+Jacobian-vector product and one transposed product: about 16 of the hidden layer's big matrix products, against
+about twice that and many more elementwise passes for autograd's double backward through the inner step's graph.
+
+Supported: one inner step (second or first order) and none (the pretrained and oracle baselines), MAML and
+Meta-SGD, tanh and ReLU. ``tests/test_meta_learner.py`` checks it against the explicit KL Hessian.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from meta_rl.episodes import Episodes
+from meta_rl.policy import GaussianMLPPolicy, Params
+
+Tangent = dict[str, Tensor]  # per-parameter tensors; shared ``[...]`` or per task ``[M, ...]``
+
+
+def _flat_batch(episodes: Episodes, name: str) -> Tensor:
+    """Field ``name`` of the episodes as ``[M, B, ...]`` with ``B = T * N``."""
+    value = episodes.task_major(name)
+    return value.reshape(value.shape[0], -1, *value.shape[3:])
+
+
+def _linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x W^T + b`` for ``x`` ``[M, B, in]`` and a shared ``[out, in]`` or per-task ``[M, out, in]`` weight."""
+    if weight.dim() == 2:
+        rows = x.reshape(-1, x.shape[-1])
+        out = rows @ weight.T if bias is None else torch.addmm(bias, rows, weight.T)
+        return out.view(*x.shape[:-1], weight.shape[0])
+    if bias is None:
+        return torch.bmm(x, weight.transpose(1, 2))
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+
+def _back(delta: Tensor, weight: Tensor) -> Tensor:
+    """``delta W``: errors ``[M, B, out]`` back through a shared or per-task weight to ``[M, B, in]``."""
+    return delta @ weight if weight.dim() == 2 else torch.bmm(delta, weight)
+
+
+def _add_product(out: Tensor, x: Tensor, matrix: Tensor) -> Tensor:
+    """``out += x @ matrix`` in place, fused into the matrix product (no separate pass over ``out``).
+
+    ``x`` is ``[M, B, k]``; ``matrix`` is shared ``[k, n]`` or per task ``[M, k, n]``; ``out`` is contiguous.
+    """
+    if matrix.dim() == 2:
+        out.view(-1, out.shape[-1]).addmm_(x.reshape(-1, x.shape[-1]), matrix)
+    else:
+        out.baddbmm_(x, matrix)
+    return out
+
+
+@dataclass
+class _Activations:
+    """One pass of the MLP over a batch, kept for R-operators: inputs of every layer and activation slopes."""
+
+    inputs: list[Tensor]  # layer l's input [M, B, in_l]: observations, then each hidden layer's output
+    slopes: list[Tensor]  # phi'(z_l) of each hidden layer [M, B, out_l]
+    mean: Tensor  # [M, B, A]
+
+
+class AnalyticFisher:
+    """``v -> (F + damping I) v`` at the current meta-parameters; build once per update, call per CG step.
+
+    :param policy: the policy architecture (tanh or ReLU MLP, state-independent log-std).
+    :param params: the meta-parameters' policy part, shared ``[...]`` tensors.
+    :param step_size: MAML's scalar, or Meta-SGD's per-parameter step sizes (then the products cover them too).
+    :param support: the support episodes of the one inner step, or None when there is no inner step.
+    :param query: the query episodes the KL is measured on.
+    :param first_order: the inner step's gradient is treated as a constant (``H_m`` drops out of ``A_m``).
+    :param damping: added times ``v`` to every product.
+    """
+
+    def __init__(
+        self,
+        policy: GaussianMLPPolicy,
+        params: Params,
+        step_size: float | Params,
+        support: Episodes | None,
+        query: Episodes,
+        first_order: bool,
+        damping: float,
+    ) -> None:
+        self.policy = policy
+        self.names = list(params)
+        self.params = {k: v.detach() for k, v in params.items()}
+        self.metasgd = isinstance(step_size, dict)
+        self.step_size = {k: v.detach() for k, v in step_size.items()} if self.metasgd else step_size
+        self.first_order = first_order
+        self.damping = damping
+        self.num_tasks = query.num_tasks
+        self.has_inner_step = support is not None
+        with torch.no_grad():
+            if support is not None:
+                self._prepare_support(support)
+                adapted = {k: self.params[k] - self._scale(k, self.gradient[k]) for k in self.names}
+            else:
+                adapted = self.params
+            self._prepare_query(query, adapted)
+
+    # --- helpers -----------------------------------------------------------------------------------------
+    def _scale(self, name: str, value: Tensor) -> Tensor:
+        """``alpha * value`` with MAML's scalar or Meta-SGD's step sizes (broadcast over a task dimension)."""
+        return value * (self.step_size[name] if self.metasgd else self.step_size)
+
+    def _forward(self, observations: Tensor, params: Params) -> _Activations:
+        """Forward pass keeping what the R-operators need."""
+        inputs, slopes = [observations], []
+        x = observations
+        for name in self.policy.layer_names[:-1]:
+            x = _linear(x, params[f"{name}.weight"], params[f"{name}.bias"])
+            if self.policy.activation == "tanh":
+                x = torch.tanh(x)
+                slopes.append(1.0 - x * x)
+            else:
+                slopes.append((x > 0).to(x.dtype))
+                x = torch.relu(x)
+            inputs.append(x)
+        mean = _linear(x, params["mean.weight"], params["mean.bias"])
+        return _Activations(inputs, slopes, mean)
+
+    def _tangent_forward(self, acts: _Activations, params: Params, tangent: Tangent) -> tuple[list[Tensor], Tensor]:
+        """R-forward: tangents of the pre-activations of every hidden layer and of the mean."""
+        pre_tangents = []
+        r_x: Tensor | None = None  # tangent of the current layer's input (zero for the observations)
+        for index, name in enumerate(self.policy.layer_names):
+            weight = f"{name}.weight"
+            r_z = _linear(acts.inputs[index], tangent[weight], tangent[f"{name}.bias"]).contiguous()
+            if r_x is not None:
+                _add_product(r_z, r_x, params[weight].transpose(-1, -2))
+            if name == "mean":
+                return pre_tangents, r_z
+            pre_tangents.append(r_z)
+            r_x = acts.slopes[index] * r_z
+        raise AssertionError("the policy has no mean layer")
+
+    def _backward(self, acts: _Activations, params: Params, delta: Tensor, r_inputs: list[Tensor] | None = None,
+                  r_params: Tangent | None = None, r_delta: Tensor | None = None,
+                  pre_tangents: list[Tensor] | None = None) -> Tangent:
+        """Per-task weight gradients from output errors ``delta`` ``[M, B, A]`` (``r_*`` None), or, given the
+        tangents of the inputs, parameters and errors, the R-derivative of those gradients (the HVP)."""
+        names = self.policy.layer_names
+        out: Tangent = {}
+        errors = delta if r_delta is None else r_delta
+        for index in range(len(names) - 1, -1, -1):
+            name = names[index]
+            weight = params[f"{name}.weight"]
+            grad_w = errors.transpose(1, 2) @ acts.inputs[index]
+            if r_delta is not None and index > 0:
+                grad_w = grad_w + self.support_deltas[index].transpose(1, 2) @ r_inputs[index]
+            out[f"{name}.weight"] = grad_w
+            out[f"{name}.bias"] = errors.sum(1)
+            if index == 0:
+                break
+            back = _back(errors, weight)
+            if r_delta is not None:
+                _add_product(back, self.support_deltas[index], r_params[f"{name}.weight"])
+            previous = back.mul_(acts.slopes[index - 1])
+            if r_delta is not None and self.policy.activation == "tanh":
+                # phi'' = -2 phi phi' for tanh, so delta_h phi'' Rz = -2 h delta_z Rz
+                curvature = self.tanh_curvatures[index - 1]
+                previous.addcmul_(curvature, pre_tangents[index - 1], value=-2.0)
+            errors = previous
+            if r_delta is None:
+                self.support_deltas[index - 1] = errors
+                if self.policy.activation == "tanh":
+                    self.tanh_curvatures[index - 1] = acts.inputs[index] * errors  # h * delta_z
+        return out
+
+    # --- the support side: A_m ---------------------------------------------------------------------------
+    def _prepare_support(self, support: Episodes) -> None:
+        """The inner step's forward and backward pass, kept for the Hessian-vector products."""
+        observations = _flat_batch(support, "observations")
+        mask = _flat_batch(support, "mask")
+        weights = mask * _flat_batch(support, "advantages") / mask.sum(1, keepdim=True).clamp_min(1.0)  # c [M, B]
+        self.support_acts = self._forward(observations, self.params)
+        self.inverse_variance = torch.exp(-2.0 * self.params["log_std"])  # [A]
+        self.difference = self.support_acts.mean - _flat_batch(support, "actions")  # mu - a, [M, B, A]
+        self.support_weights = weights.unsqueeze(-1)  # [M, B, 1]
+        output_delta = self.support_weights * self.difference * self.inverse_variance  # dL/dmu
+        self.support_deltas: list[Tensor] = [None] * len(self.policy.layer_names)  # type: ignore[list-item]
+        self.tanh_curvatures: list[Tensor] = [None] * len(self.policy.layer_names)  # type: ignore[list-item]
+        self.support_deltas[-1] = output_delta
+        self.gradient = self._backward(self.support_acts, self.params, output_delta)
+        z_squared = self.difference**2 * self.inverse_variance
+        self.gradient["log_std"] = (self.support_weights * (1.0 - z_squared)).sum(1)  # [M, A]
+
+    def _hessian_vector_product(self, tangent: Tangent) -> Tangent:
+        """``H_m v`` for every task: shared or per-task ``tangent`` in, per-task ``[M, ...]`` out."""
+        acts = self.support_acts
+        pre_tangents, r_mean = self._tangent_forward(acts, self.params, tangent)
+        r_inputs = [None] + [slope * r_z for slope, r_z in zip(acts.slopes, pre_tangents, strict=True)]
+        r_log_std = tangent["log_std"]
+        r_log_std = r_log_std.unsqueeze(-2) if r_log_std.dim() == 2 else r_log_std  # [M, 1, A] or [A]
+        scaled = self.inverse_variance * self.support_weights  # c / sigma^2, [M, B, A]
+        r_delta = scaled * (r_mean - 2.0 * self.difference * r_log_std)
+        product = self._backward(acts, self.params, self.support_deltas[-1], r_inputs, tangent, r_delta,
+                                 pre_tangents)
+        product["log_std"] = (2.0 * scaled * self.difference * (self.difference * r_log_std - r_mean)).sum(1)
+        return product
+
+    def _adapt_tangent(self, tangent: Tangent, step_tangent: Tangent | None) -> Tangent:
+        """``A_m (v, v_alpha)``: the tangent of every task's adapted parameters."""
+        if not self.has_inner_step:
+            return tangent
+        hvp = None if self.first_order else self._hessian_vector_product(tangent)
+        adapted = {}
+        for name in self.names:
+            value = tangent[name].expand_as(self.gradient[name])
+            if hvp is not None:
+                value = value - self._scale(name, hvp[name])
+            if step_tangent is not None:
+                value = value - step_tangent[name] * self.gradient[name]
+            adapted[name] = value
+        return adapted
+
+    def _adapt_cotangent(self, cotangent: Tangent) -> tuple[Tangent, Tangent | None]:
+        """``sum_m A_m^T w_m``: per-task cotangents of the adapted parameters back to the meta-parameters."""
+        if not self.has_inner_step:  # Meta-SGD's step sizes are then unused: zero curvature
+            params = {k: v.sum(0) for k, v in cotangent.items()}
+            return params, ({k: torch.zeros_like(v) for k, v in params.items()} if self.metasgd else None)
+        scaled = {name: self._scale(name, cotangent[name]) for name in self.names}
+        hvp = None if self.first_order else self._hessian_vector_product(scaled)
+        params = {name: (cotangent[name] - (0.0 if hvp is None else hvp[name])).sum(0) for name in self.names}
+        steps = {name: -(self.gradient[name] * cotangent[name]).sum(0) for name in self.names} if self.metasgd else None
+        return params, steps
+
+    # --- the query side: K_m^T D_m K_m -------------------------------------------------------------------
+    def _prepare_query(self, query: Episodes, adapted: Params) -> None:
+        """The adapted policies' forward pass over the query batch and the KL's curvature weights."""
+        mask = _flat_batch(query, "mask")
+        self.query_params = adapted
+        self.query_acts = self._forward(_flat_batch(query, "observations"), adapted)
+        log_std = adapted["log_std"]
+        inverse_variance = torch.exp(-2.0 * log_std)
+        inverse_variance = inverse_variance.unsqueeze(-2) if log_std.dim() == 2 else inverse_variance
+        task_weights = mask / (mask.sum(1, keepdim=True).clamp_min(1.0) * self.num_tasks)
+        self.mean_curvature = task_weights.unsqueeze(-1) * inverse_variance  # [M, B, A]
+        self.log_std_curvature = 2.0 / self.num_tasks  # per task; a shared log-std sums to 2 over the tasks
+
+    def _query_gauss_newton(self, tangent: Tangent) -> Tangent:
+        """``K_m^T D_m K_m u_m`` for every task's tangent ``u_m`` of its adapted parameters."""
+        acts, params = self.query_acts, self.query_params
+        _, r_mean = self._tangent_forward(acts, params, tangent)
+        delta = self.mean_curvature * r_mean
+        names = self.policy.layer_names
+        out: Tangent = {}
+        for index in range(len(names) - 1, -1, -1):
+            name = names[index]
+            out[f"{name}.weight"] = delta.transpose(1, 2) @ acts.inputs[index]
+            out[f"{name}.bias"] = delta.sum(1)
+            if index > 0:
+                delta = _back(delta, params[f"{name}.weight"]).mul_(acts.slopes[index - 1])
+        log_std_tangent = tangent["log_std"].expand(self.num_tasks, -1)
+        out["log_std"] = self.log_std_curvature * log_std_tangent
+        return out
+
+    # --- the product ---------------------------------------------------------------------------------------
+    def __call__(self, vector: Tensor) -> Tensor:
+        """``(F + damping I) vector`` for a flat vector over the meta-parameters (policy, then step sizes)."""
+        sizes = [self.params[k].numel() for k in self.names]
+        pieces = torch.split(vector, sizes * (2 if self.metasgd else 1))
+        tangent = {k: p.view_as(self.params[k]) for k, p in zip(self.names, pieces, strict=False)}
+        step_tangent = None
+        if self.metasgd:
+            step_tangent = {k: p.view_as(self.params[k]) for k, p in zip(self.names, pieces[len(sizes):], strict=True)}
+        with torch.no_grad():
+            adapted_tangent = self._adapt_tangent(tangent, step_tangent)
+            query_cotangent = self._query_gauss_newton(adapted_tangent)
+            params, steps = self._adapt_cotangent(query_cotangent)
+        flat = [params[k].reshape(-1) for k in self.names]
+        if steps is not None:
+            flat += [steps[k].reshape(-1) for k in self.names]
+        return torch.cat(flat) + self.damping * vector
