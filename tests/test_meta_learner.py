@@ -26,16 +26,18 @@ def make_learner(algorithm: str = "maml", **outer: object) -> MetaLearner:
 def test_fisher_vector_product_equals_explicit_kl_hessian(algorithm: str, inner_steps: int, fvp: str):
     """Also without adaptation (the pretrained/oracle baselines): one log-std shared by all tasks."""
     learner = make_learner(algorithm, fvp=fvp, cg_damping=0.0)
-    support = [tiny_episodes(seed=1)][:inner_steps]
-    query = tiny_episodes(seed=11)
+    assert_fisher_is_the_explicit_kl_hessian(learner, [tiny_episodes(seed=1)][:inner_steps], tiny_episodes(seed=11))
+
+
+def assert_fisher_is_the_explicit_kl_hessian(learner: MetaLearner, support: list, query) -> None:
+    """The learner's Fisher-vector products equal the explicit Hessian of the mean KL (autograd, at the old
+    meta-parameters) times three random vectors."""
     tensors = learner.meta_parameters()
-    names = [f"t{i}" for i in range(len(tensors))]
-    like = dict(zip(names, [t.detach() for t in tensors], strict=True))
+    like = {f"t{i}": t.detach() for i, t in enumerate(tensors)}
     before = learner.surrogate(support, query)
 
     def kl(vector: torch.Tensor) -> torch.Tensor:
-        values = list(unflat(vector, like).values())
-        return learner.surrogate(support, query, *learner._split(values), old=before).kl
+        return learner.surrogate(support, query, *learner._split(list(unflat(vector, like).values())), old=before).kl
 
     hessian = torch.autograd.functional.hessian(kl, flat(like))
     product = learner._fisher_vector_product(before, query, tensors, support)
@@ -171,17 +173,4 @@ def test_analytic_fisher_on_a_deeper_policy_equals_explicit_kl_hessian(activatio
                           InnerConfig(algorithm=algorithm, step_size=0.3, first_order=first_order),
                           OuterConfig(fvp="analytic", cg_damping=0.0), step_sizes=step_sizes)
     support = [tiny_episodes(num_tasks=2, seed=4)][:inner_steps]
-    query = tiny_episodes(num_tasks=2, seed=12)
-    tensors = learner.meta_parameters()
-    like = {f"t{i}": t.detach() for i, t in enumerate(tensors)}
-    before = learner.surrogate(support, query)
-
-    def kl(vector: torch.Tensor) -> torch.Tensor:
-        return learner.surrogate(support, query, *learner._split(list(unflat(vector, like).values())), old=before).kl
-
-    hessian = torch.autograd.functional.hessian(kl, flat(like))
-    product = learner._fisher_vector_product(before, query, tensors, support)
-    g = torch.Generator().manual_seed(1)
-    for _ in range(3):
-        v = torch.randn(hessian.shape[0], generator=g, dtype=torch.float64)
-        torch.testing.assert_close(product(v), hessian @ v, rtol=1e-8, atol=1e-10)
+    assert_fisher_is_the_explicit_kl_hessian(learner, support, tiny_episodes(num_tasks=2, seed=12))
