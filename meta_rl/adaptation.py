@@ -57,11 +57,13 @@ def adapt(
     """
     batched = expand_to_tasks(params, episodes.num_tasks)
     step_needs_grad = isinstance(step_size, dict) and any(v.requires_grad for v in step_size.values())
-    meta_grad = any(v.requires_grad for v in batched.values()) or step_needs_grad
+    # under torch.no_grad() nothing is differentiated through the step (views made there do not carry gradients)
+    tracking = torch.is_grad_enabled() and any(v.requires_grad for v in batched.values())
+    meta_grad = torch.is_grad_enabled() and (tracking or step_needs_grad)
     create_graph = meta_grad and not first_order
     with torch.enable_grad():
         leaves = batched
-        if not any(v.requires_grad for v in batched.values()):
+        if not tracking:
             leaves = {k: v.detach().clone().requires_grad_(True) for k, v in batched.items()}
         loss = inner_loss(policy, leaves, episodes).sum()
         grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=create_graph)

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from meta_rl.episodes import Episodes
-from meta_rl.policy import GaussianMLPPolicy, Params
+from meta_rl.policy import LOG_2PI, GaussianMLPPolicy, Params
 
 Tangent = dict[str, Tensor]  # per-parameter tensors; shared ``[...]`` or per task ``[M, ...]``
 
@@ -78,7 +78,7 @@ class _Activations:
     mean: Tensor  # [M, B, A]
 
 
-class AnalyticFisher:
+class AnalyticMetaObjective:
     """``v -> (F + damping I) v`` at the current meta-parameters; build once per update, call per CG step.
 
     :param policy: the policy architecture (tanh or ReLU MLP, state-independent log-std).
@@ -248,6 +248,12 @@ class AnalyticFisher:
     def _prepare_query(self, query: Episodes, adapted: Params) -> None:
         """The adapted policies' forward pass over the query batch and the KL's curvature weights."""
         mask = _flat_batch(query, "mask")
+        self.query_actions = _flat_batch(query, "actions")
+        self.query_behaviour_log_probs = _flat_batch(query, "log_probs")
+        # minus d(surrogate)/d(ratio): advantage * mask / (steps of the task * M)
+        self.query_advantage_weights = _flat_batch(query, "advantages") * mask / (
+            mask.sum(1, keepdim=True).clamp_min(1.0) * self.num_tasks
+        )
         self.query_params = adapted
         self.query_acts = self._forward(_flat_batch(query, "observations"), adapted)
         log_std = adapted["log_std"]
@@ -257,11 +263,11 @@ class AnalyticFisher:
         self.mean_curvature = task_weights.unsqueeze(-1) * inverse_variance  # [M, B, A]
         self.log_std_curvature = 2.0 / self.num_tasks  # per task; a shared log-std sums to 2 over the tasks
 
-    def _query_gauss_newton(self, tangent: Tangent) -> Tangent:
-        """``K_m^T D_m K_m u_m`` for every task's tangent ``u_m`` of its adapted parameters."""
+    def _query_backward(self, mean_cotangent: Tensor, log_std_cotangent: Tensor) -> Tangent:
+        """Per-task cotangents of the adapted parameters from cotangents of the query means ``[M, B, A]`` and
+        log-stds ``[M, A]``: one backward pass through every task's query network."""
         acts, params = self.query_acts, self.query_params
-        _, r_mean = self._tangent_forward(acts, params, tangent)
-        delta = self.mean_curvature * r_mean
+        delta = mean_cotangent
         names = self.policy.layer_names
         out: Tangent = {}
         for index in range(len(names) - 1, -1, -1):
@@ -270,9 +276,36 @@ class AnalyticFisher:
             out[f"{name}.bias"] = delta.sum(1)
             if index > 0:
                 delta = _back(delta, params[f"{name}.weight"]).mul_(acts.slopes[index - 1])
-        log_std_tangent = tangent["log_std"].expand(self.num_tasks, -1)
-        out["log_std"] = self.log_std_curvature * log_std_tangent
+        out["log_std"] = log_std_cotangent
         return out
+
+    def _query_gauss_newton(self, tangent: Tangent) -> Tangent:
+        """``K_m^T D_m K_m u_m`` for every task's tangent ``u_m`` of its adapted parameters."""
+        _, r_mean = self._tangent_forward(self.query_acts, self.query_params, tangent)
+        log_std_tangent = tangent["log_std"].expand(self.num_tasks, -1)
+        return self._query_backward(self.mean_curvature * r_mean, self.log_std_curvature * log_std_tangent)
+
+    def _flat(self, params: Tangent, steps: Tangent | None) -> Tensor:
+        """Policy part then (Meta-SGD) step-size part, flattened in the meta-parameters' order."""
+        flat = [params[k].reshape(-1) for k in self.names]
+        if steps is not None:
+            flat += [steps[k].reshape(-1) for k in self.names]
+        return torch.cat(flat)
+
+    def meta_gradient(self) -> Tensor:
+        """Gradient of the outer surrogate (mean over tasks of minus the masked mean of ratio * advantage, the
+        ratio against the behaviour policy) w.r.t. the meta-parameters, flat, at the current values."""
+        with torch.no_grad():
+            log_std = self.query_params["log_std"]
+            log_std = log_std.unsqueeze(-2) if log_std.dim() == 2 else log_std  # [M, 1, A] or [A]
+            difference = self.query_acts.mean - self.query_actions  # mu - a
+            z_squared = difference**2 * torch.exp(-2.0 * log_std)
+            log_probs = -0.5 * z_squared.sum(-1) - log_std.sum(-1) - 0.5 * LOG_2PI * difference.shape[-1]
+            # d(-log pi)/d(mu) = (mu - a) / sigma^2 and d(-log pi)/d(log sigma) = 1 - z^2, times ratio * weight
+            weights = torch.exp(log_probs - self.query_behaviour_log_probs) * self.query_advantage_weights
+            mean_cotangent = weights.unsqueeze(-1) * difference * torch.exp(-2.0 * log_std)
+            log_std_cotangent = (weights.unsqueeze(-1) * (1.0 - z_squared)).sum(1)
+            return self._flat(*self._adapt_cotangent(self._query_backward(mean_cotangent, log_std_cotangent)))
 
     # --- the product ---------------------------------------------------------------------------------------
     def __call__(self, vector: Tensor) -> Tensor:
@@ -286,8 +319,4 @@ class AnalyticFisher:
         with torch.no_grad():
             adapted_tangent = self._adapt_tangent(tangent, step_tangent)
             query_cotangent = self._query_gauss_newton(adapted_tangent)
-            params, steps = self._adapt_cotangent(query_cotangent)
-        flat = [params[k].reshape(-1) for k in self.names]
-        if steps is not None:
-            flat += [steps[k].reshape(-1) for k in self.names]
-        return torch.cat(flat) + self.damping * vector
+            return self._flat(*self._adapt_cotangent(query_cotangent)) + self.damping * vector

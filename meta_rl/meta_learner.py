@@ -17,7 +17,7 @@ from torch import Tensor
 from meta_rl.adaptation import StepSize, adapt, init_step_sizes, masked_task_mean
 from meta_rl.config import InnerConfig, OuterConfig
 from meta_rl.episodes import Episodes
-from meta_rl.fisher import AnalyticFisher
+from meta_rl.fisher import AnalyticMetaObjective
 from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_kl, gaussian_log_prob
 from meta_rl.trpo import conjugate_gradient, flatten, trust_region_step, unflatten
 
@@ -168,16 +168,25 @@ class MetaLearner:
     def _trpo_update(self, supports: list[Episodes], query: Episodes) -> dict[str, float]:
         outer = self.outer
         tensors = self.meta_parameters()
-        before = self.surrogate(supports, query)
-        check_finite("the outer surrogate loss", before.loss)
-        grads = torch.autograd.grad(before.loss, tensors, retain_graph=True)
-        gradient = flatten(grads)
+        if outer.fvp == "analytic":  # values only: the gradient and the products are written out by hand
+            with torch.no_grad():
+                before = self.surrogate(supports, query)
+            check_finite("the outer surrogate loss", before.loss)
+            objective = self._analytic_objective(supports, query)
+            gradient = objective.meta_gradient()
+            subsampled = self._fisher_tasks(supports, query)[2]
+            fisher_vector_product = (self._fisher_vector_product(before, query, tensors, supports) if subsampled
+                                     else objective)
+        else:
+            before = self.surrogate(supports, query)
+            check_finite("the outer surrogate loss", before.loss)
+            gradient = flatten(torch.autograd.grad(before.loss, tensors, retain_graph=True))
+            fisher_vector_product = self._fisher_vector_product(before, query, tensors, supports)
         check_finite("the meta-gradient", gradient)
-        fisher_vector_product = self._fisher_vector_product(before, query, tensors, supports)
         step_direction, fisher_step = conjugate_gradient(fisher_vector_product, gradient, outer.cg_iters)
         full_step = trust_region_step(step_direction, fisher_step, outer.max_kl)
         check_finite("the TRPO step", full_step)
-        fisher_vector_product = grads = None  # free the graphs before the line search
+        fisher_vector_product = objective = None  # free the graphs and caches before the line search
 
         old_flat = flatten([t.detach() for t in tensors])
         fraction = 1.0
@@ -205,6 +214,13 @@ class MetaLearner:
             "line_search_backtracks": float(backtracks if accepted else outer.line_search_steps),
             "step_fraction": fraction if accepted else 0.0,
         }
+
+    def _analytic_objective(self, supports: list[Episodes], query: Episodes) -> AnalyticMetaObjective:
+        """The hand-written meta-gradient and Fisher-vector products (:mod:`meta_rl.fisher`) for these episodes."""
+        if len(supports) > 1:
+            raise ValueError(f"outer.fvp='analytic' supports at most one inner step, got {len(supports)}")
+        return AnalyticMetaObjective(self.policy, self.params, self.step_size(), supports[0] if supports else None,
+                                     query, self.inner.first_order, self.outer.cg_damping)
 
     def _fisher_tasks(self, supports: list[Episodes], query: Episodes) -> tuple[list[Episodes], Episodes, bool]:
         """The episodes the Fisher-vector products use: all tasks, or with ``outer.fvp_subsample < 1`` the first
@@ -234,11 +250,7 @@ class MetaLearner:
         damping = self.outer.cg_damping
         supports, query, subset = self._fisher_tasks(supports, query)
         if self.outer.fvp == "analytic":
-            if len(supports) > 1:
-                raise ValueError(f"outer.fvp='analytic' supports at most one inner step, got {len(supports)}")
-            support = supports[0] if supports else None
-            return AnalyticFisher(self.policy, self.params, self.step_size(), support, query,
-                                  self.inner.first_order, damping)
+            return self._analytic_objective(supports, query)
         if subset:  # re-adapt the subset on its own, so each product only walks its graph
             result = self.surrogate(supports, query)
         if self.outer.fvp == "kl_hessian":

@@ -8,6 +8,7 @@ from helpers import flat, tiny_episodes, tiny_params, tiny_policy, unflat
 
 from meta_rl.adaptation import init_step_sizes
 from meta_rl.config import InnerConfig, OuterConfig
+from meta_rl.fisher import AnalyticMetaObjective
 from meta_rl.meta_learner import MetaLearner, NonFiniteError
 from meta_rl.policy import GaussianMLPPolicy
 from meta_rl.reference import per_task_trpo_update
@@ -174,3 +175,23 @@ def test_analytic_fisher_on_a_deeper_policy_equals_explicit_kl_hessian(activatio
                           OuterConfig(fvp="analytic", cg_damping=0.0), step_sizes=step_sizes)
     support = [tiny_episodes(num_tasks=2, seed=4)][:inner_steps]
     assert_fisher_is_the_explicit_kl_hessian(learner, support, tiny_episodes(num_tasks=2, seed=12))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize(("algorithm", "inner_steps", "first_order"),
+                         [("maml", 1, False), ("metasgd", 1, False), ("metasgd", 1, True), ("maml", 0, False)])
+def test_analytic_meta_gradient_equals_autograd(activation, algorithm, inner_steps, first_order):
+    """The hand-written meta-gradient equals autograd's through the inner step (behaviour log-probs != current)."""
+    policy = GaussianMLPPolicy(2, 2, (5, 4), activation, init_std=0.8)
+    learner = MetaLearner(policy, tiny_params(policy, seed=3),
+                          InnerConfig(algorithm=algorithm, step_size=0.3, first_order=first_order),
+                          OuterConfig(fvp="analytic"),
+                          step_sizes={k: v.double() for k, v in init_step_sizes(policy, 0.3).items()})
+    support = [tiny_episodes(num_tasks=2, seed=4)][:inner_steps]
+    query = tiny_episodes(num_tasks=2, seed=12)
+    tensors = learner.meta_parameters()
+    expected = flatten(torch.autograd.grad(learner.surrogate(support, query).loss, tensors, allow_unused=True,
+                                           materialize_grads=True))
+    objective = AnalyticMetaObjective(policy, learner.params, learner.step_size(), (support or [None])[0], query,
+                               first_order, damping=0.0)
+    torch.testing.assert_close(objective.meta_gradient(), expected, rtol=1e-8, atol=1e-12)
