@@ -18,8 +18,12 @@ inner step, computed once per update. One product is then two support Hessian-ve
 Jacobian-vector product and one transposed product: about 16 of the hidden layer's big matrix products, against
 about twice that and many more elementwise passes for autograd's double backward through the inner step's graph.
 
+The meta-gradient is written out the same way: ``sum_m A_m^T K_m^T`` applied to the surrogate's derivatives w.r.t.
+the query means and log-stds.
+
 Supported: one inner step (second or first order) and none (the pretrained and oracle baselines), MAML and
-Meta-SGD, tanh and ReLU. ``tests/test_meta_learner.py`` checks it against the explicit KL Hessian.
+Meta-SGD, tanh and ReLU. ``tests/test_meta_learner.py`` checks the products against the explicit KL Hessian and the
+gradient against autograd's.
 """
 
 from __future__ import annotations
@@ -79,7 +83,8 @@ class _Activations:
 
 
 class AnalyticMetaObjective:
-    """``v -> (F + damping I) v`` at the current meta-parameters; build once per update, call per CG step.
+    """The exact meta-gradient (:meth:`meta_gradient`) and ``v -> (F + damping I) v`` (calling the object) at the
+    current meta-parameters; build once per update, call once per conjugate-gradient step.
 
     :param policy: the policy architecture (tanh or ReLU MLP, state-independent log-std).
     :param params: the meta-parameters' policy part, shared ``[...]`` tensors.
