@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from meta_rl.checkpoint import CheckpointError
+from meta_rl.checkpoint import CheckpointError, load_checkpoint
 from meta_rl.config import ConfigError, apply_override, list_presets, load_config
 from meta_rl.meta_learner import NonFiniteError
 from meta_rl.runtime import keep_freed_memory
@@ -66,6 +66,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     untrained = load_config(args.checkpoint) if args.random else None
     schedule = parse_task(args.step_schedule, "--step-schedule") if args.step_schedule else None
+    if args.trajectories:  # refuse before evaluating, not after
+        saved = None if untrained or args.env else load_checkpoint(args.checkpoint)["config"]
+        env_id = args.env or (untrained.env.id if untrained else saved["env"]["id"])
+        if "Navigation2D" not in env_id:
+            raise ConfigError(f"--trajectories draws 2D-navigation trajectories; {env_id!r} has none")
     try:
         result = evaluate(None if args.random else args.checkpoint, num_tasks=args.tasks,
                           grad_steps=args.grad_steps, episodes=args.episodes, seed=args.seed,
