@@ -236,3 +236,18 @@ def test_wrong_number_of_tasks_or_params_tasks_raises(make_sampler) -> None:
     # the matching task dimension works
     batched3 = {k: v.expand(3, *v.shape).clone() for k, v in params.items()}
     assert collect(sampler, batched3, tasks).rewards.shape == (horizon, num_tasks, num_eps)
+
+
+def test_collect_restores_torch_threads(make_sampler) -> None:
+    """Stepping runs torch on one thread (idle OpenMP workers would take CPU from threaded physics); the caller's
+    setting is restored afterwards."""
+    policy = GaussianMLPPolicy(2, 2, hidden_sizes=(8,))
+    params = policy.init_params(torch.Generator().manual_seed(0))
+    sampler = make_sampler(2, 2, 5, policy)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        collect(sampler, params, np.zeros((2, 2)), seed=0, torch_seed=0)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
