@@ -150,6 +150,11 @@ class HalfCheetahVelEnv(_HalfCheetahTaskEnv):
         return velocity_reward(speed, self._task[0])
 
 
+def _directions(uniform: np.ndarray) -> np.ndarray:
+    """Directions from tasks drawn uniformly in [-1, 1]: -1 below 0, else +1 (each with probability 1/2)."""
+    return np.where(uniform < 0.0, -1.0, 1.0)
+
+
 def _check_directions(tasks: np.ndarray, where: str) -> np.ndarray:
     """Directions must be exactly -1 or +1."""
     bad = ~np.isin(tasks, (-1.0, 1.0))
@@ -179,8 +184,7 @@ class HalfCheetahDirEnv(_HalfCheetahTaskEnv):
 
     def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
         """Draw ``num_tasks`` directions, -1 or +1 with equal probability, shape ``[num_tasks, 1]``."""
-        uniform = super().sample_tasks(num_tasks, rng)  # validates the arguments
-        return np.where(uniform < 0.0, -1.0, 1.0)
+        return _directions(super().sample_tasks(num_tasks, rng))  # the base validates the arguments
 
 
 class HalfCheetahVelOracleEnv(HalfCheetahVelEnv):
@@ -330,7 +334,7 @@ class HalfCheetahDirVectorEnv(_HalfCheetahTaskVectorEnv):
 
     def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
         """Draw directions, -1 or +1 with equal probability (as :meth:`HalfCheetahDirEnv.sample_tasks`)."""
-        return np.where(super().sample_tasks(num_tasks, rng) < 0.0, -1.0, 1.0)
+        return _directions(super().sample_tasks(num_tasks, rng))
 
 
 class HalfCheetahVelOracleVectorEnv(HalfCheetahVelVectorEnv):

@@ -73,6 +73,11 @@ def _add_product(out: Tensor, x: Tensor, matrix: Tensor) -> Tensor:
     return out
 
 
+def _per_sample(per_task: Tensor) -> Tensor:
+    """A per-task ``[M, A]`` log-std quantity as ``[M, 1, A]`` (broadcast over samples); a shared ``[A]`` as is."""
+    return per_task.unsqueeze(-2) if per_task.dim() == 2 else per_task
+
+
 @dataclass
 class _Activations:
     """One pass of the MLP over a batch, kept for R-operators: inputs of every layer and activation slopes."""
@@ -158,37 +163,45 @@ class AnalyticMetaObjective:
             r_x = acts.slopes[index] * r_z
         raise AssertionError("the policy has no mean layer")
 
-    def _backward(self, acts: _Activations, params: Params, delta: Tensor, r_inputs: list[Tensor] | None = None,
-                  r_params: Tangent | None = None, r_delta: Tensor | None = None,
-                  pre_tangents: list[Tensor] | None = None) -> Tangent:
-        """Per-task weight gradients from output errors ``delta`` ``[M, B, A]`` (``r_*`` None), or, given the
-        tangents of the inputs, parameters and errors, the R-derivative of those gradients (the HVP)."""
+    def _backprop(self, acts: _Activations, params: Params, delta: Tensor,
+                  record: list[Tensor] | None = None) -> Tangent:
+        """Per-task weight and bias gradients from output errors ``delta`` ``[M, B, A]``: one backward pass.
+        With ``record``, the errors at each layer's output (``delta_z``) are stored in it by layer index."""
         names = self.policy.layer_names
         out: Tangent = {}
-        errors = delta if r_delta is None else r_delta
+        errors = delta
         for index in range(len(names) - 1, -1, -1):
             name = names[index]
-            weight = params[f"{name}.weight"]
+            out[f"{name}.weight"] = errors.transpose(1, 2) @ acts.inputs[index]
+            out[f"{name}.bias"] = errors.sum(1)
+            if index > 0:
+                errors = _back(errors, params[f"{name}.weight"]).mul_(acts.slopes[index - 1])
+                if record is not None:
+                    record[index - 1] = errors
+        return out
+
+    def _r_backward(self, r_inputs: list[Tensor | None], r_params: Tangent, r_delta: Tensor,
+                    pre_tangents: list[Tensor]) -> Tangent:
+        """R-derivative of the support gradients (the HVP's backward half), given the tangents of every layer's
+        input, of the parameters and of the output errors, and the hidden pre-activation tangents."""
+        acts, names = self.support_acts, self.policy.layer_names
+        out: Tangent = {}
+        errors = r_delta
+        for index in range(len(names) - 1, -1, -1):
+            name = names[index]
             grad_w = errors.transpose(1, 2) @ acts.inputs[index]
-            if r_delta is not None and index > 0:
+            if index > 0:
                 grad_w = grad_w + self.support_deltas[index].transpose(1, 2) @ r_inputs[index]
             out[f"{name}.weight"] = grad_w
             out[f"{name}.bias"] = errors.sum(1)
             if index == 0:
                 break
-            back = _back(errors, weight)
-            if r_delta is not None:
-                _add_product(back, self.support_deltas[index], r_params[f"{name}.weight"])
-            previous = back.mul_(acts.slopes[index - 1])
-            if r_delta is not None and self.policy.activation == "tanh":
+            back = _back(errors, self.params[f"{name}.weight"])
+            _add_product(back, self.support_deltas[index], r_params[f"{name}.weight"])
+            errors = back.mul_(acts.slopes[index - 1])
+            if self.policy.activation == "tanh":
                 # phi'' = -2 phi phi' for tanh, so delta_h phi'' Rz = -2 h delta_z Rz
-                curvature = self.tanh_curvatures[index - 1]
-                previous.addcmul_(curvature, pre_tangents[index - 1], value=-2.0)
-            errors = previous
-            if r_delta is None:
-                self.support_deltas[index - 1] = errors
-                if self.policy.activation == "tanh":
-                    self.tanh_curvatures[index - 1] = acts.inputs[index] * errors  # h * delta_z
+                errors.addcmul_(self.tanh_curvatures[index - 1], pre_tangents[index - 1], value=-2.0)
         return out
 
     # --- the support side: A_m ---------------------------------------------------------------------------
@@ -203,9 +216,11 @@ class AnalyticMetaObjective:
         self.support_weights = weights.unsqueeze(-1)  # [M, B, 1]
         output_delta = self.support_weights * self.difference * self.inverse_variance  # dL/dmu
         self.support_deltas: list[Tensor] = [None] * len(self.policy.layer_names)  # type: ignore[list-item]
-        self.tanh_curvatures: list[Tensor] = [None] * len(self.policy.layer_names)  # type: ignore[list-item]
         self.support_deltas[-1] = output_delta
-        self.gradient = self._backward(self.support_acts, self.params, output_delta)
+        self.gradient = self._backprop(self.support_acts, self.params, output_delta, record=self.support_deltas)
+        # h * delta_z of each hidden layer, the tanh second-derivative term of the HVP
+        self.tanh_curvatures = [h * d for h, d in zip(self.support_acts.inputs[1:], self.support_deltas[:-1],
+                                                      strict=True)] if self.policy.activation == "tanh" else []
         z_squared = self.difference**2 * self.inverse_variance
         self.gradient["log_std"] = (self.support_weights * (1.0 - z_squared)).sum(1)  # [M, A]
 
@@ -214,12 +229,10 @@ class AnalyticMetaObjective:
         acts = self.support_acts
         pre_tangents, r_mean = self._tangent_forward(acts, self.params, tangent)
         r_inputs = [None] + [slope * r_z for slope, r_z in zip(acts.slopes, pre_tangents, strict=True)]
-        r_log_std = tangent["log_std"]
-        r_log_std = r_log_std.unsqueeze(-2) if r_log_std.dim() == 2 else r_log_std  # [M, 1, A] or [A]
+        r_log_std = _per_sample(tangent["log_std"])
         scaled = self.inverse_variance * self.support_weights  # c / sigma^2, [M, B, A]
         r_delta = scaled * (r_mean - 2.0 * self.difference * r_log_std)
-        product = self._backward(acts, self.params, self.support_deltas[-1], r_inputs, tangent, r_delta,
-                                 pre_tangents)
+        product = self._r_backward(r_inputs, tangent, r_delta, pre_tangents)
         product["log_std"] = (2.0 * scaled * self.difference * (self.difference * r_log_std - r_mean)).sum(1)
         return product
 
@@ -255,32 +268,18 @@ class AnalyticMetaObjective:
         mask = _flat_batch(query, "mask")
         self.query_actions = _flat_batch(query, "actions")
         self.query_behaviour_log_probs = _flat_batch(query, "log_probs")
-        # minus d(surrogate)/d(ratio): advantage * mask / (steps of the task * M)
-        self.query_advantage_weights = _flat_batch(query, "advantages") * mask / (
-            mask.sum(1, keepdim=True).clamp_min(1.0) * self.num_tasks
-        )
+        task_weights = mask / (mask.sum(1, keepdim=True).clamp_min(1.0) * self.num_tasks)  # mean over steps, tasks
+        self.query_advantage_weights = _flat_batch(query, "advantages") * task_weights  # -d(surrogate)/d(ratio)
         self.query_params = adapted
         self.query_acts = self._forward(_flat_batch(query, "observations"), adapted)
-        log_std = adapted["log_std"]
-        inverse_variance = torch.exp(-2.0 * log_std)
-        inverse_variance = inverse_variance.unsqueeze(-2) if log_std.dim() == 2 else inverse_variance
-        task_weights = mask / (mask.sum(1, keepdim=True).clamp_min(1.0) * self.num_tasks)
+        inverse_variance = _per_sample(torch.exp(-2.0 * adapted["log_std"]))
         self.mean_curvature = task_weights.unsqueeze(-1) * inverse_variance  # [M, B, A]
         self.log_std_curvature = 2.0 / self.num_tasks  # per task; a shared log-std sums to 2 over the tasks
 
     def _query_backward(self, mean_cotangent: Tensor, log_std_cotangent: Tensor) -> Tangent:
         """Per-task cotangents of the adapted parameters from cotangents of the query means ``[M, B, A]`` and
         log-stds ``[M, A]``: one backward pass through every task's query network."""
-        acts, params = self.query_acts, self.query_params
-        delta = mean_cotangent
-        names = self.policy.layer_names
-        out: Tangent = {}
-        for index in range(len(names) - 1, -1, -1):
-            name = names[index]
-            out[f"{name}.weight"] = delta.transpose(1, 2) @ acts.inputs[index]
-            out[f"{name}.bias"] = delta.sum(1)
-            if index > 0:
-                delta = _back(delta, params[f"{name}.weight"]).mul_(acts.slopes[index - 1])
+        out = self._backprop(self.query_acts, self.query_params, mean_cotangent)
         out["log_std"] = log_std_cotangent
         return out
 
@@ -301,14 +300,14 @@ class AnalyticMetaObjective:
         """Gradient of the outer surrogate (mean over tasks of minus the masked mean of ratio * advantage, the
         ratio against the behaviour policy) w.r.t. the meta-parameters, flat, at the current values."""
         with torch.no_grad():
-            log_std = self.query_params["log_std"]
-            log_std = log_std.unsqueeze(-2) if log_std.dim() == 2 else log_std  # [M, 1, A] or [A]
+            log_std = _per_sample(self.query_params["log_std"])
             difference = self.query_acts.mean - self.query_actions  # mu - a
-            z_squared = difference**2 * torch.exp(-2.0 * log_std)
+            inverse_variance = torch.exp(-2.0 * log_std)
+            z_squared = difference**2 * inverse_variance
             log_probs = -0.5 * z_squared.sum(-1) - log_std.sum(-1) - 0.5 * LOG_2PI * difference.shape[-1]
             # d(-log pi)/d(mu) = (mu - a) / sigma^2 and d(-log pi)/d(log sigma) = 1 - z^2, times ratio * weight
             weights = torch.exp(log_probs - self.query_behaviour_log_probs) * self.query_advantage_weights
-            mean_cotangent = weights.unsqueeze(-1) * difference * torch.exp(-2.0 * log_std)
+            mean_cotangent = weights.unsqueeze(-1) * difference * inverse_variance
             log_std_cotangent = (weights.unsqueeze(-1) * (1.0 - z_squared)).sum(1)
             return self._flat(*self._adapt_cotangent(self._query_backward(mean_cotangent, log_std_cotangent)))
 

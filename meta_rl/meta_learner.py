@@ -174,9 +174,8 @@ class MetaLearner:
             check_finite("the outer surrogate loss", before.loss)
             objective = self._analytic_objective(supports, query)
             gradient = objective.meta_gradient()
-            subsampled = self._fisher_tasks(supports, query)[2]
-            fisher_vector_product = (self._fisher_vector_product(before, query, tensors, supports) if subsampled
-                                     else objective)
+            fisher_supports, fisher_query, subset = self._fisher_tasks(supports, query)
+            fisher_vector_product = self._analytic_objective(fisher_supports, fisher_query) if subset else objective
         else:
             before = self.surrogate(supports, query)
             check_finite("the outer surrogate loss", before.loss)
@@ -238,7 +237,7 @@ class MetaLearner:
     ) -> Callable[[Tensor], Tensor]:
         """``v -> (H_KL + damping I) v``: the Hessian of the mean KL w.r.t. the meta-parameters, at the old ones.
 
-        ``gauss_newton`` (default): at the old parameters the KL's gradient w.r.t. the policy outputs is zero,
+        ``gauss_newton``: at the old parameters the KL's gradient w.r.t. the policy outputs is zero,
         so its Hessian is exactly ``J^T D J`` with ``J`` the Jacobian of the adapted policy's outputs (query
         means and log-stds) w.r.t. the meta-parameters, through the inner step, and ``D`` the Gaussian KL's
         diagonal Hessian (``1/sigma^2`` per mean, 2 per log-std). ``J v`` comes from a backward pass through
