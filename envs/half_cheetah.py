@@ -1,8 +1,8 @@
 """Half-cheetah task families of the MAML paper: a target velocity, or a running direction.
 
 Both use Gymnasium's ``HalfCheetah-v5`` model and observation (joint positions without the x coordinate, then
-joint velocities: 17 numbers). The forward speed ``v`` is the x displacement over one env step (5 physics steps
-of 0.01 s) divided by 0.05 s, as Gymnasium computes it. Rewards:
+joint velocities: 17 numbers). The forward speed ``v`` is the x displacement over one env step (``frame_skip`` physics
+steps of 0.01 s) divided by the step's duration, as Gymnasium computes it. Rewards:
 
 - **velocity** (task: target speed in [0, 2]): ``-|v - target| - ctrl_cost_weight * |a|^2``;
 - **direction** (task: -1 or +1, equally likely): ``direction * v - ctrl_cost_weight * |a|^2``.
@@ -11,6 +11,10 @@ of 0.01 s) divided by 0.05 s, as Gymnasium computes it. Rewards:
 clamps it as well), so the control cost is that of the applied torque, as in the paper's rllab setup.
 ``ctrl_cost_weight`` is 0.05. There is no termination; episodes are truncated at 200 steps by default
 (``max_episode_steps``; many reproductions use 100).
+
+``frame_skip`` is Gymnasium's 5 by default: an env step lasts 0.05 s and a 200-step episode 10 s. The MAML
+paper's rllab cheetah stepped the same model once per env step (0.01 s, so a 200-step episode lasts 2 s and
+starts from rest for a larger share of it); ``frame_skip=1`` gives that control rate.
 
 The solver's warm start (``qacc_warmstart``) is cleared before every env step, so an env's future depends only
 on its MuJoCo state (``qpos``, ``qvel``) and the actions, not on hidden solver history. That is what lets the
@@ -50,6 +54,16 @@ __all__ = [
 
 CTRL_COST_WEIGHT = 0.05
 """Weight of the squared-action cost, as in the MAML paper's half-cheetah experiments."""
+
+DEFAULT_FRAME_SKIP = 5
+"""Physics steps of 0.01 s per env step: Gymnasium's half-cheetah (the MAML paper's rllab cheetah used 1)."""
+
+
+def _check_frame_skip(frame_skip: Any, who: str) -> None:
+    """``frame_skip`` must be a positive int."""
+    if isinstance(frame_skip, bool) or not isinstance(frame_skip, int | np.integer) or frame_skip < 1:
+        raise ValueError(f"{who}: frame_skip must be a positive int (physics steps of 0.01 s per env step; "
+                         f"Gymnasium's default 5, the MAML paper's 1), got {frame_skip!r}")
 
 
 @contextlib.contextmanager
@@ -92,13 +106,15 @@ class _HalfCheetahTaskEnv(HalfCheetahEnv, TaskEnvMixin):
         task: Any = None,
         ctrl_cost_weight: float = CTRL_COST_WEIGHT,
         reset_noise_scale: float = 0.1,
+        frame_skip: int = DEFAULT_FRAME_SKIP,
         render_mode: str | None = None,
     ) -> None:
+        _check_frame_skip(frame_skip, type(self).__name__)
         self.task_space = spaces.Box(self.task_low, self.task_high, shape=(1,), dtype=np.float64)
         self._task = np.array([self.default_task])
         with _without_settotalmass_warning():
             super().__init__(ctrl_cost_weight=ctrl_cost_weight, reset_noise_scale=reset_noise_scale,
-                             render_mode=render_mode)
+                             frame_skip=int(frame_skip), render_mode=render_mode)
         if self.observe_task:
             self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self.observation_space.shape[0] + 1,),
                                                 dtype=np.float64)
@@ -130,7 +146,7 @@ class _HalfCheetahTaskEnv(HalfCheetahEnv, TaskEnvMixin):
         return {**super()._get_reset_info(), "task": self._task.copy()}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """One env step (5 physics steps); the info also holds the task."""
+        """One env step (``frame_skip`` physics steps); the info also holds the task."""
         observation, reward, terminated, truncated, info = super().step(action)
         return observation, reward, terminated, truncated, {**info, "task": self._task.copy()}
 
@@ -141,6 +157,7 @@ class HalfCheetahVelEnv(_HalfCheetahTaskEnv):
     :param task: initial target speed; default 1.0.
     :param ctrl_cost_weight: weight of the squared-action cost (0.05).
     :param reset_noise_scale: scale of the start-state noise, as Gymnasium's half-cheetah (0.1).
+    :param frame_skip: physics steps of 0.01 s per env step (Gymnasium's 5; the paper's rllab cheetah: 1).
     :param render_mode: any of Gymnasium's half-cheetah render modes, or None.
     """
 
@@ -169,6 +186,7 @@ class HalfCheetahDirEnv(_HalfCheetahTaskEnv):
     :param task: initial direction, -1 or +1; default +1.
     :param ctrl_cost_weight: weight of the squared-action cost (0.05).
     :param reset_noise_scale: scale of the start-state noise, as Gymnasium's half-cheetah (0.1).
+    :param frame_skip: physics steps of 0.01 s per env step (Gymnasium's 5; the paper's rllab cheetah: 1).
     :param render_mode: any of Gymnasium's half-cheetah render modes, or None.
     """
 
@@ -216,6 +234,7 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
     :param task: initial task of every sub-env; default the single env's.
     :param ctrl_cost_weight: weight of the squared-action cost (0.05).
     :param reset_noise_scale: scale of the start-state noise (0.1).
+    :param frame_skip: physics steps of 0.01 s per env step (5).
     :param num_threads: threads stepping the physics; default (None or 0) every core this process may use.
     :param render_mode: only None.
     """
@@ -231,10 +250,12 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
         task: Any = None,
         ctrl_cost_weight: float = CTRL_COST_WEIGHT,
         reset_noise_scale: float = 0.1,
+        frame_skip: int = DEFAULT_FRAME_SKIP,
         num_threads: int | None = None,
         render_mode: str | None = None,
     ) -> None:
         who = type(self).__name__
+        _check_frame_skip(frame_skip, who)
         if render_mode is not None:
             raise ValueError(f"{who}: render_mode={render_mode!r} is not supported; allowed: None "
                              f"(render a single {self.single_env_class.__name__} instead)")
@@ -242,7 +263,8 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
             num_threads = default_num_threads()
         if isinstance(num_threads, bool) or not isinstance(num_threads, int | np.integer) or num_threads < 0:
             raise ValueError(f"{who}: num_threads must be a non-negative int (0 = all cores), got {num_threads!r}")
-        reference = self.single_env_class(ctrl_cost_weight=ctrl_cost_weight, reset_noise_scale=reset_noise_scale)
+        reference = self.single_env_class(ctrl_cost_weight=ctrl_cost_weight, reset_noise_scale=reset_noise_scale,
+                                          frame_skip=frame_skip)
         self._init_vector(
             num_envs, max_episode_steps, autoreset_mode, reference.observation_space, reference.action_space,
             reference.task_space, task, reference.task,

@@ -1,4 +1,5 @@
-"""Small deterministic problems shared by the gradient tests (float64, tiny policy, hand-made episodes)."""
+"""Shared by the tests: small deterministic problems for the gradient tests (float64, tiny policy, hand-made
+episodes), and the names of the shipped presets."""
 
 from __future__ import annotations
 
@@ -6,6 +7,13 @@ import torch
 
 from meta_rl.episodes import Episodes
 from meta_rl.policy import GaussianMLPPolicy, Params
+
+CHEETAH_PRESETS = sorted(f"cheetah-{family}-{method}{variant}" for family in ("dir", "vel")
+                         for method in ("maml", "metasgd", "oracle", "pretrained") for variant in ("", "-paper"))
+PRESETS = [*CHEETAH_PRESETS, "navigation-maml", "navigation-maml-adam", "navigation-maml-paper", "navigation-metasgd",
+           "navigation-metasgd-adam", "navigation-metasgd-paper", "navigation-oracle", "navigation-oracle-paper",
+           "navigation-pretrained", "navigation-pretrained-paper"]
+"""Every preset that ships with the package, sorted."""
 
 
 def tiny_policy(hidden: tuple[int, ...] = (5,)) -> GaussianMLPPolicy:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import PRESETS
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from meta_rl.checkpoint import load_checkpoint
@@ -19,11 +20,6 @@ TINY = [
     "meta_batch_size=2", "episodes_per_task=2", "horizon=10", "policy.hidden_sizes=[8]", "outer.cg_iters=3",
     "checkpoint_every=1", "torch_threads=1", "device=cpu",
 ]
-CHEETAH_PRESETS = [f"cheetah-{family}-{method}" for family in ("dir", "vel")
-                   for method in ("maml", "metasgd", "oracle", "pretrained")]
-PRESETS = [*CHEETAH_PRESETS, "navigation-maml", "navigation-maml-adam", "navigation-maml-paper", "navigation-metasgd",
-           "navigation-metasgd-adam", "navigation-metasgd-paper", "navigation-oracle", "navigation-oracle-paper",
-           "navigation-pretrained", "navigation-pretrained-paper"]
 REQUIRED_TAGS = [
     "returns/step_0", "returns/step_1", "losses/kl", "losses/surrogate_before", "losses/grad_norm",
     "trpo/accepted", "time/sampling", "time/iteration", "perf/env_steps_per_second",

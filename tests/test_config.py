@@ -6,6 +6,7 @@ import dataclasses
 import re
 
 import pytest
+from helpers import CHEETAH_PRESETS, PRESETS
 
 from meta_rl.config import (
     Config,
@@ -20,13 +21,8 @@ from meta_rl.config import (
     load_config,
 )
 
-CHEETAH_PRESETS = [f"cheetah-{family}-{method}" for family in ("dir", "vel")
-                   for method in ("maml", "metasgd", "oracle", "pretrained")]
-PRESETS = [*CHEETAH_PRESETS, "navigation-maml", "navigation-maml-adam", "navigation-maml-paper", "navigation-metasgd",
-           "navigation-metasgd-adam", "navigation-metasgd-paper", "navigation-oracle", "navigation-oracle-paper",
-           "navigation-pretrained", "navigation-pretrained-paper"]
 BASELINES = {"navigation-oracle", "navigation-pretrained", "navigation-oracle-paper", "navigation-pretrained-paper",
-             *(name for name in CHEETAH_PRESETS if name.endswith(("oracle", "pretrained")))}
+             *(name for name in CHEETAH_PRESETS if name.removesuffix("-paper").endswith(("oracle", "pretrained")))}
 
 
 def ordered(*parts: str) -> str:
@@ -47,7 +43,7 @@ def test_list_presets_names_and_descriptions():
 def test_cheetah_presets_have_the_papers_settings(name):
     config = load_config(name)
     family = "Vel" if "-vel-" in name else "Dir"
-    oracle = "Oracle" if name.endswith("oracle") else ""
+    oracle = "Oracle" if name.removesuffix("-paper").endswith("oracle") else ""
     assert config.env.id == f"meta_rl/HalfCheetah{family}{oracle}-v0"
     # The MAML paper's half-cheetah setting: 40 tasks x 20 episodes, horizon 200, alpha 0.1, max KL 0.01.
     assert (config.meta_batch_size, config.episodes_per_task, config.horizon) == (40, 20, 200)
@@ -57,7 +53,8 @@ def test_cheetah_presets_have_the_papers_settings(name):
     assert config.policy.hidden_sizes == [100, 100] and config.policy.activation == "relu"
     assert config.inner.algorithm == ("metasgd" if "metasgd" in name else "maml")
     assert config.inner.num_steps == (0 if name in BASELINES else 1)
-    assert config.env.kwargs == {}
+    # "-paper": the rllab cheetah's control rate, one 0.01 s physics step per env step; else Gymnasium's 5
+    assert config.env.kwargs == ({"frame_skip": 1} if name.endswith("-paper") else {})
 
 
 @pytest.mark.parametrize("name", [name for name in list_presets() if name.startswith("navigation-")])

@@ -70,10 +70,13 @@ def make_single(env_id: str, task) -> gymnasium.Env:
     return env
 
 
-def make_reference(env_id: str, tasks: np.ndarray, autoreset_mode=AutoresetMode.NEXT_STEP) -> SyncVectorEnv:
+def make_reference(
+    env_id: str, tasks: np.ndarray, autoreset_mode=AutoresetMode.NEXT_STEP, **env_kwargs
+) -> SyncVectorEnv:
     """``SyncVectorEnv`` of single envs (TimeLimit = HORIZON), sub-env ``i`` on ``tasks[i]``."""
     reference = SyncVectorEnv(
-        [lambda: gymnasium.make(env_id, max_episode_steps=HORIZON)] * len(tasks), autoreset_mode=autoreset_mode
+        [lambda: gymnasium.make(env_id, max_episode_steps=HORIZON, **env_kwargs)] * len(tasks),
+        autoreset_mode=autoreset_mode,
     )
     for sub_env, task in zip(reference.envs, tasks, strict=True):
         sub_env.unwrapped.set_task(task)
@@ -197,14 +200,18 @@ def test_single_env_reset_info_holds_the_task() -> None:
 # ----------------------------------------------------------------------------------------- vector env
 
 
-@pytest.mark.parametrize("env_id", ALL_IDS)
-def test_vector_env_matches_sync_vector_env_next_step(env_id: str) -> None:
+@pytest.mark.parametrize(
+    ("env_id", "frame_skip"), [(env_id, 5) for env_id in ALL_IDS] + [(VEL_ID, 1), (DIR_ORACLE_ID, 1), (DIR_ID, 3)]
+)
+def test_vector_env_matches_sync_vector_env_next_step(env_id: str, frame_skip: int) -> None:
     tasks = tasks_for(env_id)
-    native = make_task_vec(env_id, NUM_ENVS, max_episode_steps=HORIZON, num_threads=2)
+    native = make_task_vec(env_id, NUM_ENVS, max_episode_steps=HORIZON, num_threads=2, frame_skip=frame_skip)
     assert type(native) is VECTOR_CLASSES[env_id]
     assert native.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    assert native.dt == pytest.approx(0.01 * frame_skip)
     native.set_tasks(tasks)
-    reference = make_reference(env_id, tasks)
+    reference = make_reference(env_id, tasks, frame_skip=frame_skip)
+    assert reference.envs[0].unwrapped.dt == native.dt
     assert native.observation_space == reference.observation_space
     assert native.action_space == reference.action_space
 
@@ -377,6 +384,11 @@ def test_velocity_tasks_sampled_and_validated(env_id: str) -> None:
 
 
 def test_bad_constructor_arguments() -> None:
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match=rf"frame_skip must be a positive int.*got {bad!r}"):
+            gymnasium.make(VEL_ID, frame_skip=bad)
+        with pytest.raises(ValueError, match=rf"frame_skip must be a positive int.*got {bad!r}"):
+            make_task_vec(DIR_ID, 2, frame_skip=bad, num_threads=1)
     with pytest.raises(ValueError, match=r"num_threads must be a non-negative int.*-1"):
         make_task_vec(VEL_ID, 2, num_threads=-1)
     with pytest.raises(ValueError, match=r"num_threads must be a non-negative int.*1\.5"):
