@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Env steps per second of half-cheetah sampling, four ways in one run, and their ratios.
 
-1. raw batched physics: ``mujoco.rollout`` stepping all M*N cheetahs, 5 physics steps per env step, with nothing
-   else (no observations, rewards or policy): the ceiling;
+1. raw batched physics: ``mujoco.rollout`` stepping all M*N cheetahs, ``frame_skip`` physics steps per env step,
+   with nothing else (no observations, rewards or policy): the ceiling;
 2. our native vector env alone (``make_task_vec``): physics plus observations and rewards;
 3. our :class:`~meta_rl.sampler.Sampler` with the policy in the loop, as training runs it;
 4. Gymnasium's ``SyncVectorEnv`` of the single env (fewer envs: it is slow).
@@ -12,6 +12,7 @@ because the cost of a physics step depends on the contacts the actions lead to.
 
     python scripts/benchmark_sampler.py                          # 40 tasks x 20 episodes x 200 steps, all cores
     python scripts/benchmark_sampler.py --threads 1 --horizon 100
+    python scripts/benchmark_sampler.py --frame-skip 1                 # the paper's control rate (-paper presets)
 """
 
 from __future__ import annotations
@@ -68,14 +69,14 @@ def vector_env(env: gymnasium.vector.VectorEnv, seed: int, actions: np.ndarray) 
     return env.num_envs * len(actions) / (time.perf_counter() - start)
 
 
-def sampler(env_id: str, tasks: int, episodes: int, horizon: int, threads: int, hidden: list[int]
+def sampler(env_id: str, env_kwargs: dict, tasks: int, episodes: int, horizon: int, threads: int, hidden: list[int]
             ) -> tuple[float, Sampler, int, np.ndarray]:
     """Steps/s of one :meth:`Sampler.collect` (policy in the loop) after a warm-up collect; also the sampler,
     the reset seed it used and the actions it took ``[T, M*N, A]``, for replaying the same work."""
-    env = gymnasium.make(env_id).unwrapped
+    env = gymnasium.make(env_id, **env_kwargs).unwrapped
     policy = GaussianMLPPolicy(env.observation_space.shape[0], env.action_space.shape[0], hidden, "relu")
     params = policy.init_params(torch.Generator().manual_seed(0))
-    ours = Sampler(env_id, {}, tasks, episodes, horizon, policy, num_threads=threads)
+    ours = Sampler(env_id, env_kwargs, tasks, episodes, horizon, policy, num_threads=threads)
     task_batch = ours.envs.sample_tasks(tasks, np.random.default_rng(0))
     generator = torch.Generator().manual_seed(0)
     ours.collect(params, task_batch, np.random.default_rng(0), generator)
@@ -95,22 +96,26 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--horizon", type=int, default=200)
     parser.add_argument("--threads", type=int, default=0, help="physics threads; 0: every core")
+    parser.add_argument("--frame-skip", type=int, default=5, help="physics steps per env step (the paper's: 1)")
     parser.add_argument("--sync-envs", type=int, default=40, help="sub-envs of the SyncVectorEnv reference")
     args = parser.parse_args()
     threads = args.threads or default_num_threads()
+    env_kwargs = {"frame_skip": args.frame_skip}
     num_envs = args.tasks * args.episodes
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
           f"{torch.__version__} ({torch.get_num_threads()} threads), mujoco {mujoco.__version__}")
     print(f"{args.env}: {args.tasks} tasks x {args.episodes} episodes = {num_envs} envs x {args.horizon} steps, "
-          f"{threads} physics threads\n")
+          f"{threads} physics threads, frame_skip {args.frame_skip}\n")
 
-    ours, collector, seed, actions = sampler(args.env, args.tasks, args.episodes, args.horizon, threads, [100, 100])
+    ours, collector, seed, actions = sampler(
+        args.env, env_kwargs, args.tasks, args.episodes, args.horizon, threads, [100, 100]
+    )
     raw_physics(collector.envs, seed, actions[:5], threads)  # warm-up
     raw = raw_physics(collector.envs, seed, actions, threads)
     ours_env = vector_env(collector.envs, seed, actions)
     collector.close()
     sync = gymnasium.vector.SyncVectorEnv(
-        [lambda: gymnasium.make(args.env, max_episode_steps=args.horizon)] * args.sync_envs
+        [lambda: gymnasium.make(args.env, max_episode_steps=args.horizon, **env_kwargs)] * args.sync_envs
     )
     sync_steps = vector_env(sync, 0, actions[: min(args.horizon, 100), : args.sync_envs])
 
