@@ -125,6 +125,16 @@ def test_check_env_and_registration(env_id: str) -> None:
     assert env.unwrapped.dt == 0.05
 
 
+@pytest.mark.parametrize("env_id", [VEL_ID, DIR_ORACLE_ID])
+def test_check_env_at_the_papers_control_rate(env_id: str) -> None:
+    env = gymnasium.make(env_id, frame_skip=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(env.unwrapped, skip_render_check=True)
+    assert env.unwrapped.dt == 0.01
+    assert env.unwrapped.metadata["render_fps"] == 100
+
+
 @pytest.mark.parametrize(("env_id", "task"), [(VEL_ID, 0.0), (VEL_ID, 1.7), (DIR_ID, 1.0), (DIR_ID, -1.0)])
 def test_reward_formula_exact(env_id: str, task: float) -> None:
     env = make_single(env_id, [task])
