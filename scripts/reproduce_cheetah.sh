@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 family="${1:-vel}"; shift || true
 case "$family" in vel|dir) ;; *) echo "family must be vel or dir, got '$family'" >&2; exit 2;; esac
 suffix="" title=""
-if [ "${1:-}" = paper ]; then suffix="-paper" title=" (the paper's control rate)"; shift; fi
+if [ "${1:-}" = paper ]; then suffix="-paper" title=", frame_skip 1"; shift; fi
 
 for method in maml metasgd pretrained oracle; do
   run="runs/cheetah-$family-$method$suffix"
@@ -31,4 +31,4 @@ meta-rl evaluate "cheetah-$family-maml$suffix" --random --json "results/cheetah-
 meta-rl evaluate "runs/cheetah-$family-oracle$suffix" --grad-steps 0 \
   --json "results/cheetah-$family-oracle$suffix.json" --no-progress
 meta-rl plot results/cheetah-"$family"-{maml,metasgd,pretrained,random,oracle}"$suffix".json \
-  -o "results/cheetah-$family-adaptation$suffix.png" --title "half-cheetah $family$title, 40 held-out tasks"
+  -o "results/cheetah-$family-adaptation$suffix.png" --title "half-cheetah $family$title, 40 tasks"
