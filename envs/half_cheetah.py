@@ -39,7 +39,7 @@ from gymnasium.vector import AutoresetMode
 from mujoco import rollout
 
 from meta_rl_envs.base import TaskEnvMixin, describe_env, validate_tasks
-from meta_rl_envs.vector import NativeTaskVectorEnv
+from meta_rl_envs.vector import NativeTaskVectorEnv, check_positive_int
 
 __all__ = [
     "HalfCheetahDirEnv",
@@ -57,13 +57,7 @@ CTRL_COST_WEIGHT = 0.05
 
 DEFAULT_FRAME_SKIP = 5
 """Physics steps of 0.01 s per env step: Gymnasium's half-cheetah (the MAML paper's rllab cheetah used 1)."""
-
-
-def _check_frame_skip(frame_skip: Any, who: str) -> None:
-    """``frame_skip`` must be a positive int."""
-    if isinstance(frame_skip, bool) or not isinstance(frame_skip, int | np.integer) or frame_skip < 1:
-        raise ValueError(f"{who}: frame_skip must be a positive int (physics steps of 0.01 s per env step; "
-                         f"Gymnasium's default 5, the MAML paper's 1), got {frame_skip!r}")
+_FRAME_SKIP_HINT = " (physics steps of 0.01 s per env step; Gymnasium's default 5, the MAML paper's 1)"
 
 
 @contextlib.contextmanager
@@ -109,12 +103,12 @@ class _HalfCheetahTaskEnv(HalfCheetahEnv, TaskEnvMixin):
         frame_skip: int = DEFAULT_FRAME_SKIP,
         render_mode: str | None = None,
     ) -> None:
-        _check_frame_skip(frame_skip, type(self).__name__)
+        frame_skip = check_positive_int(frame_skip, "frame_skip", type(self).__name__, _FRAME_SKIP_HINT)
         self.task_space = spaces.Box(self.task_low, self.task_high, shape=(1,), dtype=np.float64)
         self._task = np.array([self.default_task])
         with _without_settotalmass_warning():
             super().__init__(ctrl_cost_weight=ctrl_cost_weight, reset_noise_scale=reset_noise_scale,
-                             frame_skip=int(frame_skip), render_mode=render_mode)
+                             frame_skip=frame_skip, render_mode=render_mode)
         if self.observe_task:
             self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self.observation_space.shape[0] + 1,),
                                                 dtype=np.float64)
@@ -255,7 +249,7 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
         render_mode: str | None = None,
     ) -> None:
         who = type(self).__name__
-        _check_frame_skip(frame_skip, who)
+        frame_skip = check_positive_int(frame_skip, "frame_skip", who, _FRAME_SKIP_HINT)
         if render_mode is not None:
             raise ValueError(f"{who}: render_mode={render_mode!r} is not supported; allowed: None "
                              f"(render a single {self.single_env_class.__name__} instead)")

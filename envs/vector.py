@@ -57,10 +57,11 @@ class TaskSyncVectorEnv(SyncVectorEnv, VectorTaskEnvMixin):
         return self.envs[0].unwrapped.sample_tasks(num_tasks, rng)
 
 
-def _positive_int(value: Any, name: str, who: str) -> int:
-    """``value`` as an int if it is a positive integer, else a ``ValueError`` naming it."""
+def check_positive_int(value: Any, name: str, who: str, hint: str = "") -> int:
+    """``value`` as an int if it is a positive integer, else a ``ValueError`` naming it (``hint``, if given,
+    follows "must be a positive int" to say what the number means)."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
+        raise ValueError(f"{who}: {name} must be a positive int{hint}, got {value!r}")
     return int(value)
 
 
@@ -95,8 +96,8 @@ class NativeTaskVectorEnv(VectorEnv, VectorTaskEnvMixin):
     ) -> None:
         """Validate the common arguments and set the spaces, tasks and bookkeeping."""
         who = type(self).__name__
-        self.num_envs = _positive_int(num_envs, "num_envs", who)
-        self.max_episode_steps = _positive_int(max_episode_steps, "max_episode_steps", who)
+        self.num_envs = check_positive_int(num_envs, "num_envs", who)
+        self.max_episode_steps = check_positive_int(max_episode_steps, "max_episode_steps", who)
         try:
             mode = AutoresetMode(autoreset_mode)
         except ValueError as exc:
