@@ -105,6 +105,10 @@ class Config:
     seed: int = _field(0, "Seeds tasks, environment resets, policy noise and initialisation.", nonnegative=True)
     device: str = _field("auto", "Where updates run: auto (CUDA when present), cpu, cuda or cuda:N.")
     checkpoint_every: int = _field(25, "Write the checkpoint every K iterations (and at the end).", positive=True)
+    snapshot_every: int = _field(
+        0, "Also keep the checkpoint of every K-th iteration as checkpoint-ITERATION.pt, so an earlier iteration "
+        "can be evaluated; 0 keeps only the latest.", nonnegative=True
+    )
     torch_threads: int = _field(0, "torch intra-op threads; 0 keeps torch's default.", nonnegative=True)
     sampler_threads: int = _field(
         0, "Threads stepping the environments, for families with threaded native stepping (half-cheetah); 0 uses "

@@ -113,8 +113,22 @@ class Trainer:
         }
 
     def save(self) -> Path:
-        """Write the checkpoint atomically."""
-        return save_checkpoint(self.state_dict(), self.checkpoint_path)
+        """Write the checkpoint atomically, and this iteration's snapshot too when ``snapshot_every`` asks."""
+        state = self.state_dict()
+        every = self.config.snapshot_every
+        if every and self.iteration % every == 0:
+            save_checkpoint(state, self.snapshot_path(self.iteration))
+        return save_checkpoint(state, self.checkpoint_path)
+
+    def _checkpoint_due(self) -> bool:
+        """Whether this iteration writes the checkpoint: every ``checkpoint_every``, each snapshot, the last."""
+        config, iteration = self.config, self.iteration
+        snapshot = config.snapshot_every > 0 and iteration % config.snapshot_every == 0
+        return iteration % config.checkpoint_every == 0 or snapshot or iteration == config.iterations
+
+    def snapshot_path(self, iteration: int) -> Path:
+        """The file that keeps iteration ``iteration``'s checkpoint (with ``snapshot_every``)."""
+        return self.run_dir / f"checkpoint-{iteration:05d}.pt"
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a checkpoint's state; raises :class:`CheckpointError` on any mismatch."""
@@ -240,7 +254,7 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix(pre=f"{stats['returns/step_0']:.1f}", post=f"{stats[last_step]:.1f}",
                                     s_it=f"{stats['time/iteration']:.2f}")
-                    if self.iteration % config.checkpoint_every == 0 or self.iteration == config.iterations:
+                    if self._checkpoint_due():
                         self.save()
                     if interrupted():
                         self.save()
@@ -294,7 +308,9 @@ def _merge(base: dict, updates: dict) -> dict:
     return merged
 
 
-RESUME_MAY_CHANGE = ("iterations", "device", "torch_threads", "sampler_threads", "checkpoint_every")
+RESUME_MAY_CHANGE = (
+    "iterations", "device", "torch_threads", "sampler_threads", "checkpoint_every", "snapshot_every"
+)
 """Config keys a resumed run may change: how long and where it runs, not what it learns."""
 
 

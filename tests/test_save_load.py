@@ -148,6 +148,28 @@ def test_resume_is_exact(trainers, tmp_path, preset):
     assert_same(load_checkpoint(tmp_path / "split"), load_checkpoint(tmp_path / "straight"), "checkpoint")
 
 
+# --- snapshots ------------------------------------------------------------------------------------------------
+def test_snapshots_keep_each_kth_iteration(trainers, tmp_path):
+    # checkpoint_every=100: the snapshots alone decide which iterations are written before the last.
+    trainer = trainers.new(iterations=5, run_dir=tmp_path / "snap", extra=("checkpoint_every=100", "snapshot_every=2"))
+    trainer.train(progress=False)
+    files = sorted(name for name in os.listdir(trainer.run_dir) if name.endswith(".pt"))
+    assert files == ["checkpoint-00002.pt", "checkpoint-00004.pt", CHECKPOINT_NAME]
+    assert load_checkpoint(trainer.snapshot_path(4))["iteration"] == 4
+    # The snapshot of iteration 2 is what a 2-iteration run of the same config ends with.
+    short = trainers.new(iterations=2, run_dir=tmp_path / "short", extra=("checkpoint_every=100",))
+    short.train(progress=False)
+    snapshot, final = load_checkpoint(trainer.snapshot_path(2)), load_checkpoint(short.run_dir)
+    assert_same(snapshot["learner"], final["learner"], "learner")
+    assert snapshot["history"] == final["history"]
+
+
+def test_snapshot_every_zero_keeps_only_the_latest(trainers):
+    trainer = trainers.new(iterations=2)
+    trainer.train(progress=False)
+    assert sorted(name for name in os.listdir(trainer.run_dir) if name.endswith(".pt")) == [CHECKPOINT_NAME]
+
+
 # --- atomic writes --------------------------------------------------------------------------------------------
 def test_training_leaves_no_temp_files(trainers):
     trainer = trainers.new(iterations=2)
@@ -457,6 +479,8 @@ def test_resume_allows_machine_settings_to_change(trainers):
     trainer = trainers.new(iterations=1)
     trainer.train(progress=False)
     resumed = Trainer.resume(trainer.run_dir, {"iterations": 2, "torch_threads": 1, "sampler_threads": 1,
-                                               "checkpoint_every": 7})
+                                               "checkpoint_every": 7, "snapshot_every": 10})
     assert resumed.iteration == 1
-    assert (resumed.config.torch_threads, resumed.config.sampler_threads, resumed.config.checkpoint_every) == (1, 1, 7)
+    config = resumed.config
+    machine = (config.torch_threads, config.sampler_threads, config.checkpoint_every, config.snapshot_every)
+    assert machine == (1, 1, 7, 10)
