@@ -7,6 +7,8 @@ through the inner step(s).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,6 +85,17 @@ class MetaLearner:
             self.optimizer = torch.optim.Adam(self.meta_parameters(), lr=outer.lr)
         elif outer.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(self.meta_parameters(), lr=outer.lr)
+
+    def copy(self, device: torch.device | str | None = None, **outer_changes: object) -> MetaLearner:
+        """An independent learner at the same meta-parameters and optimizer state, with some ``outer`` settings
+        changed (e.g. ``fvp_subsample=0.25``): to compare update variants on the same episodes."""
+        outer = dataclasses.replace(self.outer, **outer_changes)
+        twin = MetaLearner(self.policy, self.params, self.inner, outer, device or self.device, self.step_sizes)
+        if twin.optimizer is not None and self.optimizer is not None:
+            # Deep-copied: loading keeps the very tensors of the state (exp_avg...), which the twin would then
+            # update in place under the original's feet.
+            twin.optimizer.load_state_dict(copy.deepcopy(self.optimizer.state_dict()))
+        return twin
 
     # --- meta-parameters -------------------------------------------------------------------------------
     def meta_parameters(self) -> list[Tensor]:

@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,17 @@ def process(episodes: Episodes, config: Config) -> Episodes:
         episodes, config.gamma, config.gae_lambda, normalize=config.normalize_advantages
     )
     return episodes
+
+
+@dataclass
+class MetaBatch:
+    """One meta-iteration's episodes: what :meth:`Trainer.sample_meta_batch` returns."""
+
+    supports: list[Episodes]  # one batch per inner step, on the update device
+    query: Episodes  # the adapted policies' episodes
+    returns: dict[str, float]  # returns/step_k: mean return of each batch
+    timings: dict[str, float]  # seconds spent sampling and adapting
+    env_steps: int
 
 
 class Trainer:
@@ -166,12 +178,12 @@ class Trainer:
         """Sample episodes for ``tasks`` with ``params`` and compute their advantages."""
         return process(self.sampler.collect(params, tasks, self.rng, self.generator), self.config)
 
-    def train_iteration(self) -> dict[str, float]:
-        """Sample tasks, adapt, collect query episodes, meta-update; returns the iteration's statistics."""
+    def sample_meta_batch(self) -> MetaBatch:
+        """Sample ``meta_batch_size`` tasks and, with the current meta-parameters, their support episodes (one
+        batch per inner step, adapting in between) and the adapted policies' query episodes."""
         config, learner = self.config, self.learner
-        start = time.perf_counter()
         timings = {"sampling": 0.0, "adaptation": 0.0}
-        stats: dict[str, float] = {}
+        returns: dict[str, float] = {}
         tasks = self.sampler.envs.sample_tasks(config.meta_batch_size, self.rng)
         adapted = {k: v.detach() for k, v in learner.params.items()}
         step_size = learner.step_size()
@@ -183,16 +195,23 @@ class Trainer:
             tick = time.perf_counter()
             episodes = self.collect(adapted, tasks)
             env_steps += episodes.num_steps
-            stats[f"returns/step_{k}"] = episodes.mean_return()
+            returns[f"returns/step_{k}"] = episodes.mean_return()
             episodes = episodes.to(self.device)
             timings["sampling"] += time.perf_counter() - tick
-            if k == config.inner.num_steps:
-                query = episodes
-                break
-            tick = time.perf_counter()
-            supports.append(episodes)
-            adapted = adapt(self.policy, adapted, episodes, step_size, first_order=True)
-            timings["adaptation"] += time.perf_counter() - tick
+            if k < config.inner.num_steps:
+                tick = time.perf_counter()
+                supports.append(episodes)
+                adapted = adapt(self.policy, adapted, episodes, step_size, first_order=True)
+                timings["adaptation"] += time.perf_counter() - tick
+        return MetaBatch(supports, episodes, returns, timings, env_steps)  # the last batch is the query
+
+    def train_iteration(self) -> dict[str, float]:
+        """Sample tasks, adapt, collect query episodes, meta-update; returns the iteration's statistics."""
+        learner = self.learner
+        start = time.perf_counter()
+        batch = self.sample_meta_batch()
+        supports, query, timings, env_steps = batch.supports, batch.query, batch.timings, batch.env_steps
+        stats = dict(batch.returns)
         tick = time.perf_counter()
         update = learner.update(supports, query)
         outer_time = time.perf_counter() - tick

@@ -27,9 +27,7 @@ from collections.abc import Callable
 
 import torch
 
-from meta_rl.adaptation import adapt
 from meta_rl.config import load_config
-from meta_rl.meta_learner import MetaLearner
 from meta_rl.reference import per_task_trpo_update
 from meta_rl.runtime import keep_freed_memory
 from meta_rl.trainer import Trainer
@@ -52,15 +50,6 @@ def seconds(fn: Callable[[], object], repeats: int, device: torch.device) -> flo
     return (time.perf_counter() - start) / repeats
 
 
-def fresh_learner(trainer: Trainer, device: torch.device, **outer: object) -> MetaLearner:
-    """A learner at the trainer's starting meta-parameters, with some outer settings changed."""
-    settings = {**trainer.config.outer.__dict__, **outer}
-    learner = MetaLearner(trainer.policy, trainer.learner.params, trainer.config.inner,
-                          type(trainer.config.outer)(**settings), device)
-    learner.load_state_dict(trainer.learner.state_dict())
-    return learner
-
-
 def matmul_gflops(tasks: int, rows: int, width: int, device: torch.device) -> float:
     """GFLOP/s of ``bmm([tasks, rows, width], [tasks, width, width])``: the hidden layer's product."""
     a = torch.randn(tasks, rows, width, device=device)
@@ -73,12 +62,8 @@ def benchmark(preset: str, repeats: int, reference_repeats: int, device: torch.d
     """Print the update times of ``preset`` and the bound analysis."""
     config = load_config(preset, [f"device={device}", *overrides])
     trainer = Trainer(config, tempfile.mkdtemp())
-    tasks = trainer.sampler.envs.sample_tasks(config.meta_batch_size, trainer.rng)
-    params = {k: v.detach() for k, v in trainer.learner.params.items()}
-    support = trainer.collect(params, tasks)
-    adapted = adapt(trainer.policy, params, support, trainer.learner.step_size(), first_order=True)
-    query = trainer.collect(adapted, tasks)
-    support, query = support.to(device), query.to(device)
+    batch = trainer.sample_meta_batch()
+    (support,), query = batch.supports, batch.query  # the reference takes exactly one inner step
     samples = query.observations.shape[0] * query.observations.shape[2]
     print(f"\n{preset}: {config.meta_batch_size} tasks x {config.episodes_per_task} episodes x {config.horizon} "
           f"steps, policy {config.policy.hidden_sizes} {config.policy.activation}, {config.outer.cg_iters} CG "
@@ -86,7 +71,7 @@ def benchmark(preset: str, repeats: int, reference_repeats: int, device: torch.d
 
     def update(**outer: object) -> Callable[[], object]:
         def run() -> object:
-            return fresh_learner(trainer, device, **outer).update([support], query)
+            return trainer.learner.copy(device, **outer).update([support], query)
         return run
 
     rows = [(f"ours (fvp={config.outer.fvp}, exact)", seconds(update(), repeats, device))]
@@ -94,14 +79,14 @@ def benchmark(preset: str, repeats: int, reference_repeats: int, device: torch.d
         if fvp != config.outer.fvp:
             rows.append((f"ours, fvp={fvp} (exact)", seconds(update(fvp=fvp), repeats, device)))
     rows.append(("ours, fvp_subsample=0.25", seconds(update(fvp_subsample=0.25), repeats, device)))
-    reference = seconds(lambda: per_task_trpo_update(fresh_learner(trainer, device), support, query),
+    reference = seconds(lambda: per_task_trpo_update(trainer.learner.copy(device), support, query),
                         reference_repeats, device)
     print(f"{'':34s} {'seconds':>8s} {'vs reference':>13s}")
     for name, value in rows:
         print(f"{name:34s} {value:8.3f} {reference / value:12.1f}x")
     print(f"{'reference (per task, double bwd)':34s} {reference:8.3f}")
 
-    learner = fresh_learner(trainer, device)
+    learner = trainer.learner.copy(device)
     observations = query.task_major("observations")
     forward = seconds(lambda: trainer.policy.forward(observations, learner.params), repeats, device)
 

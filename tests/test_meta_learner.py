@@ -195,3 +195,25 @@ def test_analytic_meta_gradient_equals_autograd(activation, algorithm, inner_ste
     objective = AnalyticMetaObjective(policy, learner.params, learner.step_size(), (support or [None])[0], query,
                                first_order, damping=0.0)
     torch.testing.assert_close(objective.meta_gradient(), expected, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize(("algorithm", "optimizer"), [("maml", "trpo"), ("metasgd", "trpo"), ("metasgd", "adam")])
+def test_copy_updates_like_the_original_and_leaves_it_alone(algorithm: str, optimizer: str):
+    learner = make_learner(algorithm, optimizer=optimizer)
+    support, query = tiny_episodes(seed=1), tiny_episodes(seed=11)
+    learner.update([support], query)  # so Adam has state to copy
+    start = flatten([t.detach() for t in learner.meta_parameters()])
+    twin = learner.copy()
+    twin_stats = twin.update([support], query)
+    assert torch.equal(flatten([t.detach() for t in learner.meta_parameters()]), start), "the original moved"
+    assert twin_stats == learner.update([support], query)
+    torch.testing.assert_close(flatten(twin.meta_parameters()), flatten(learner.meta_parameters()), rtol=0, atol=0)
+
+
+def test_copy_changes_only_the_named_outer_settings():
+    learner = make_learner(max_kl=0.02)
+    twin = learner.copy(fvp_subsample=0.5, cg_iters=3)
+    assert (twin.outer.fvp_subsample, twin.outer.cg_iters, twin.outer.max_kl) == (0.5, 3, 0.02)
+    assert (learner.outer.fvp_subsample, learner.outer.cg_iters) == (1.0, 10)
+    with pytest.raises(TypeError, match="no_such_setting"):
+        learner.copy(no_such_setting=1)

@@ -46,3 +46,21 @@ def test_same_seed_gives_the_same_numbers(tmp_path, preset):
     assert all(torch.equal(a, b) for a, b in zip(params_a, params_b, strict=True))
     assert hist_a != hist_c
     assert not all(torch.equal(a, c) for a, c in zip(params_a, params_c, strict=True))
+
+
+@pytest.mark.parametrize("inner_steps", [0, 1, 2])
+def test_sample_meta_batch_has_one_support_per_inner_step_and_leaves_parameters_alone(tmp_path, inner_steps):
+    config = load_config("navigation-maml", [*tiny(3), f"inner.num_steps={inner_steps}", "outer.fvp=gauss_newton"])
+    trainer = Trainer(config, tmp_path)
+    try:
+        before = {k: v.detach().clone() for k, v in trainer.learner.params.items()}
+        batch = trainer.sample_meta_batch()
+    finally:
+        trainer.close()
+    assert len(batch.supports) == inner_steps
+    assert sorted(batch.returns) == [f"returns/step_{k}" for k in range(inner_steps + 1)]
+    assert batch.query.num_tasks == 3 and all(s.num_tasks == 3 for s in batch.supports)
+    # Navigation episodes end at the goal, so the count is of steps taken, at most (K + 1) x 3 x 4 x 20.
+    assert batch.env_steps == sum(e.num_steps for e in [*batch.supports, batch.query]) <= (inner_steps + 1) * 240
+    assert batch.returns[f"returns/step_{inner_steps}"] == batch.query.mean_return()
+    assert all(torch.equal(before[k], v) for k, v in trainer.learner.params.items())
