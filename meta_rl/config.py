@@ -137,20 +137,25 @@ def list_presets() -> dict[str, str]:
     return presets
 
 
-def _read_source(source: str | Path) -> dict[str, Any]:
-    """Raw dict from a preset name or a YAML path."""
+BASE_KEY = "base"
+"""A config's top-level key naming the preset or YAML file it extends (its own keys are merged over it)."""
+
+
+def _read_source(source: str | Path, extended_by: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Raw dict from a preset name or a YAML path, with its ``base`` chain merged in (the file's keys win)."""
     path = Path(source)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    from_file = path.suffix in (".yaml", ".yml") or path.exists()
+    if from_file:
         if not path.is_file():
             raise ConfigError(f"config file {str(source)!r} does not exist")
-        text = path.read_text()
+        text, identity = path.read_text(), str(path.resolve())
     else:
         presets = list_presets()
         if str(source) not in presets:
             raise ConfigError(
                 f"unknown preset {str(source)!r}; allowed: {', '.join(presets)} (or a path to a .yaml file)"
             )
-        text = resources.files(PRESET_PACKAGE).joinpath(f"{source}.yaml").read_text()
+        text, identity = resources.files(PRESET_PACKAGE).joinpath(f"{source}.yaml").read_text(), f"preset {source}"
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -159,7 +164,27 @@ def _read_source(source: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(raw, dict):
         raise ConfigError(f"config {str(source)!r} must be a mapping of keys to values, got {type(raw).__name__}")
-    return raw
+    if BASE_KEY not in raw:
+        return raw
+    base = raw.pop(BASE_KEY)
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"config {str(source)!r}: {BASE_KEY} must be a preset name or a .yaml path, got {base!r}")
+    chain = (*extended_by, identity)
+    if identity in extended_by:
+        raise ConfigError(f"config {str(source)!r}: its {BASE_KEY} chain loops: {' -> '.join(chain)}")
+    base_source: str | Path = base
+    if from_file and Path(base).suffix in (".yaml", ".yml"):
+        base_source = path.parent / base  # relative to the file that names it (an absolute path stays itself)
+    return merge_dicts(_read_source(base_source, chain), raw)
+
+
+def merge_dicts(base: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with nested ``updates`` applied (a new dict): mappings merge key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in updates.items():
+        nested = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = merge_dicts(base[key], value) if nested else value
+    return merged
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:

@@ -27,7 +27,7 @@ from meta_rl.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from meta_rl.config import Config, ConfigError, config_from_dict
+from meta_rl.config import Config, ConfigError, config_from_dict, merge_dicts
 from meta_rl.episodes import Episodes
 from meta_rl.logger import Logger
 from meta_rl.meta_learner import MetaLearner, NonFiniteError
@@ -162,7 +162,7 @@ class Trainer:
         overridden."""
         state = load_checkpoint(run_dir)
         saved = config_from_dict(state["config"]).to_dict()
-        requested = config_from_dict(_merge(saved, overrides or {}))
+        requested = config_from_dict(merge_dicts(saved, overrides or {}))
         diffs = _config_differences(saved, requested.to_dict())
         if diffs:
             raise ConfigError(
@@ -317,14 +317,6 @@ def _is_main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def _merge(base: dict, updates: dict) -> dict:
-    """``base`` with nested ``updates`` applied (a new dict)."""
-    merged = dict(base)
-    for key, value in updates.items():
-        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-    return merged
 
 
 RESUME_MAY_CHANGE = (

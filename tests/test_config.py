@@ -256,6 +256,54 @@ def test_yaml_file_path_loads(tmp_path):
         assert config.horizon == Config().horizon  # unspecified keys keep their defaults
 
 
+# --- base: a config that extends another -------------------------------------------------------------------
+def test_base_preset_with_the_files_keys_merged_over_it(tmp_path):
+    path = tmp_path / "slower.yaml"
+    path.write_text("base: cheetah-vel-maml\nouter:\n  max_kl: 0.02\npolicy:\n  hidden_sizes: [32]\nseed: 4\n")
+    config, preset = load_config(path), load_config("cheetah-vel-maml")
+    assert config.outer.max_kl == 0.02 and config.seed == 4
+    assert config.policy.hidden_sizes == [32]  # a list replaces the base's, it does not extend it
+    assert config.outer.cg_iters == preset.outer.cg_iters  # the base's other keys of a merged section stay
+    assert dataclasses.replace(config, outer=preset.outer, policy=preset.policy, seed=preset.seed) == preset
+    assert load_config(path, ["seed=5"]).seed == 5  # overrides still come last
+
+
+def test_base_file_is_relative_to_the_file_naming_it_and_chains(tmp_path):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "common.yaml").write_text("base: navigation-metasgd\niterations: 9\nseed: 1\n")
+    (tmp_path / "configs" / "run.yaml").write_text("base: common.yaml\nseed: 2\n")
+    config = load_config(tmp_path / "configs" / "run.yaml")
+    assert (config.inner.algorithm, config.iterations, config.seed) == ("metasgd", 9, 2)
+
+
+def test_paper_presets_are_their_plain_preset_plus_the_papers_settings():
+    for name in CHEETAH_PRESETS:
+        if name.endswith("-paper"):
+            plain = load_config(name.removesuffix("-paper"))
+            assert load_config(name) == dataclasses.replace(plain, env=dataclasses.replace(
+                plain.env, kwargs={"frame_skip": 1}))
+
+
+def test_base_loop_is_a_config_error_showing_the_chain(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match=ordered("loops", "a.yaml", "b.yaml", "a.yaml")):
+        load_config(tmp_path / "a.yaml")
+
+
+@pytest.mark.parametrize(("base", "pattern"), [
+    ("no-such-preset", ordered("unknown preset 'no-such-preset'", "allowed:")),
+    ("missing.yaml", ordered("missing.yaml", "does not exist")),
+    ("[1, 2]", ordered("base must be a preset name or a .yaml path", "[1, 2]")),
+    ("''", ordered("base must be a preset name or a .yaml path", "''")),
+])
+def test_bad_base_is_a_config_error(tmp_path, base, pattern):
+    path = tmp_path / "child.yaml"
+    path.write_text(f"base: {base}\n")
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(path)
+
+
 def test_empty_yaml_file_is_the_defaults(tmp_path):
     path = tmp_path / "empty.yaml"
     path.write_text("")
