@@ -3,8 +3,9 @@
 #   bash scripts/reproduce_cheetah.sh vel           # target velocity, Gymnasium's control rate (frame_skip 5)
 #   bash scripts/reproduce_cheetah.sh dir paper     # direction, the paper's rllab control rate (frame_skip 1)
 # Further arguments are config overrides for every training, e.g. outer.fvp_subsample=0.25 (what the README's runs
-# used, to fit a run in under two hours on 2 cores). Runs go to runs/cheetah-FAMILY-METHOD[-paper] (resumable:
-# this script resumes them), results to results/. One training at a time: each uses every core.
+# used, to fit a run in under two hours on 2 cores). Runs go to runs/cheetah-FAMILY-METHOD[-paper] (this script
+# resumes them; each keeps a checkpoint-ITERATION.pt every 25 iterations, so an earlier iteration can be evaluated),
+# results to results/. One training at a time: each uses every core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 family="${1:-vel}"; shift || true
@@ -17,7 +18,7 @@ for method in maml metasgd pretrained oracle; do
   if [ -f "$run/checkpoint.pt" ]; then
     meta-rl train --resume "$run" --no-progress
   else
-    meta-rl train "cheetah-$family-$method$suffix" checkpoint_every=5 "$@" --run-dir "$run" --no-progress
+    meta-rl train "cheetah-$family-$method$suffix" checkpoint_every=5 snapshot_every=25 "$@" --run-dir "$run" --no-progress
   fi
 done
 
