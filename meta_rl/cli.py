@@ -84,7 +84,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"Wrote {args.json}")
     tensorboard = args.tensorboard
     if tensorboard is None and not args.random:
-        tensorboard = Path(result["checkpoint"]).parent / f"evaluation-seed{args.seed}"
+        tensorboard = default_evaluation_dir(result["checkpoint"], args.seed, schedule)
     if tensorboard:
         write_tensorboard(result, tensorboard)
         print(f"TensorBoard: {tensorboard}")
@@ -94,6 +94,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise ConfigError(str(error)) from None
     return 0
+
+
+def default_evaluation_dir(checkpoint: str | Path, seed: int, schedule: list[float] | None) -> Path:
+    """Where ``evaluate`` writes TensorBoard by default: ``RUN_DIR/evaluation-seedS``, with the snapshot's iteration
+    (``evaluation-iter00250-seedS``) and a ``--step-schedule`` (``...-steps0.02_0.01``) in the name, so evaluations
+    of other snapshots or step sizes do not write their curves over each other."""
+    checkpoint = Path(checkpoint)
+    name = f"evaluation-seed{seed}"
+    snapshot = checkpoint.stem.removeprefix("checkpoint-")
+    if snapshot != checkpoint.stem:
+        name = f"evaluation-iter{snapshot}-seed{seed}"
+    if schedule:
+        name += "-steps" + "_".join(f"{step:g}" for step in schedule)
+    return checkpoint.parent / name
 
 
 def parse_task(text: str, option: str = "--task") -> list[float]:
@@ -175,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--env", help="refuse a checkpoint of another task family than this id")
     evaluate.add_argument("--random", action="store_true",
                           help="evaluate a freshly initialised policy of the given preset (the random baseline)")
-    evaluate.add_argument("--tensorboard", help="write return vs gradient step here (default RUN_DIR/evaluation-seedS)")
+    evaluate.add_argument("--tensorboard", help="write return vs gradient step here (default RUN_DIR/evaluation-seedS; "
+                          "evaluation-iterN-seedS for a snapshot, -stepsA_B added for --step-schedule)")
     evaluate.add_argument("--trajectories", help="2D navigation: PNG of trajectories for 4 held-out goals "
                           "before adapting, after 1 and after the last step")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress lines")

@@ -10,7 +10,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from meta_rl.api import maml_step_schedule
-from meta_rl.cli import main
+from meta_rl.cli import default_evaluation_dir, main
 from meta_rl.config import load_config
 from meta_rl.evaluation import evaluate, write_json
 from meta_rl.trainer import Trainer
@@ -151,3 +151,27 @@ def test_cli_step_schedule_is_used_for_maml(tmp_path, capsys):
     assert default == same and default[0] == other[0] and default[1:] != other[1:]
     assert main([*common, "--step-schedule", "0.1"]) == 2
     assert "1 entries; expected steps = 2" in capsys.readouterr().err
+
+
+def test_default_tensorboard_dirs_keep_snapshots_and_step_schedules_apart(trained):
+    run_dir, _ = trained
+    latest, snapshot = run_dir / "checkpoint.pt", run_dir / "checkpoint-00250.pt"
+    assert default_evaluation_dir(latest, 7, None) == run_dir / "evaluation-seed7"
+    assert default_evaluation_dir(snapshot, 7, None) == run_dir / "evaluation-iter00250-seed7"
+    assert default_evaluation_dir(latest, 7, [0.02, 0.01, 0.01]) == run_dir / "evaluation-seed7-steps0.02_0.01_0.01"
+    names = {default_evaluation_dir(c, 7, s) for c in (latest, snapshot) for s in (None, [0.1], [0.2])}
+    assert len(names) == 6
+
+
+def test_cli_evaluates_a_snapshot_into_its_own_tensorboard_dir(tmp_path):
+    run_dir = tmp_path / "snap"
+    trainer = Trainer(load_config("navigation-maml", [*TINY, "snapshot_every=1"]), run_dir)
+    trainer.train(progress=False)
+    trainer.close()
+    common = ["--tasks", "2", "--grad-steps", "1", "--episodes", "2", "--no-progress", "--seed", "3"]
+    assert main(["evaluate", str(run_dir / "checkpoint-00001.pt"), *common, "--json", str(tmp_path / "1.json")]) == 0
+    assert main(["evaluate", str(run_dir), *common, "--json", str(tmp_path / "2.json")]) == 0
+    assert (run_dir / "evaluation-iter00001-seed3").is_dir() and (run_dir / "evaluation-seed3").is_dir()
+    first, last = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("1", "2"))
+    assert Path(first["checkpoint"]).name == "checkpoint-00001.pt" and Path(last["checkpoint"]).name == "checkpoint.pt"
+    assert first["returns"]["mean"] != last["returns"]["mean"]  # iteration 1 and iteration 2 differ
