@@ -16,6 +16,13 @@ import torch
 FORMAT = "meta_rl.checkpoint"
 VERSION = 1
 CHECKPOINT_NAME = "checkpoint.pt"
+SNAPSHOT_PREFIX = "checkpoint-"
+"""A kept iteration's checkpoint is ``checkpoint-ITERATION.pt`` (:func:`snapshot_name`)."""
+
+
+def snapshot_name(iteration: int) -> str:
+    """The file name that keeps iteration ``iteration``'s checkpoint, e.g. ``checkpoint-00250.pt``."""
+    return f"{SNAPSHOT_PREFIX}{iteration:05d}.pt"
 
 
 class CheckpointError(ValueError):

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from meta_rl.checkpoint import CheckpointError, load_checkpoint
+from meta_rl.checkpoint import SNAPSHOT_PREFIX, CheckpointError, load_checkpoint
 from meta_rl.config import ConfigError, apply_override, list_presets, load_config
 from meta_rl.meta_learner import NonFiniteError
 from meta_rl.runtime import keep_freed_memory
@@ -102,7 +102,7 @@ def default_evaluation_dir(checkpoint: str | Path, seed: int, schedule: list[flo
     of other snapshots or step sizes do not write their curves over each other."""
     checkpoint = Path(checkpoint)
     name = f"evaluation-seed{seed}"
-    snapshot = checkpoint.stem.removeprefix("checkpoint-")
+    snapshot = checkpoint.stem.removeprefix(SNAPSHOT_PREFIX)
     if snapshot != checkpoint.stem:
         name = f"evaluation-iter{snapshot}-seed{seed}"
     if schedule:

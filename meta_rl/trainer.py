@@ -26,6 +26,7 @@ from meta_rl.checkpoint import (
     check_params_match,
     load_checkpoint,
     save_checkpoint,
+    snapshot_name,
 )
 from meta_rl.config import Config, ConfigError, config_from_dict, merge_dicts
 from meta_rl.episodes import Episodes
@@ -127,20 +128,23 @@ class Trainer:
     def save(self) -> Path:
         """Write the checkpoint atomically, and this iteration's snapshot too when ``snapshot_every`` asks."""
         state = self.state_dict()
-        every = self.config.snapshot_every
-        if every and self.iteration % every == 0:
+        if self._snapshot_due():
             save_checkpoint(state, self.snapshot_path(self.iteration))
         return save_checkpoint(state, self.checkpoint_path)
+
+    def _snapshot_due(self) -> bool:
+        """Whether this iteration's checkpoint is also kept (``snapshot_every``)."""
+        every = self.config.snapshot_every
+        return every > 0 and self.iteration % every == 0
 
     def _checkpoint_due(self) -> bool:
         """Whether this iteration writes the checkpoint: every ``checkpoint_every``, each snapshot, the last."""
         config, iteration = self.config, self.iteration
-        snapshot = config.snapshot_every > 0 and iteration % config.snapshot_every == 0
-        return iteration % config.checkpoint_every == 0 or snapshot or iteration == config.iterations
+        return iteration % config.checkpoint_every == 0 or self._snapshot_due() or iteration == config.iterations
 
     def snapshot_path(self, iteration: int) -> Path:
         """The file that keeps iteration ``iteration``'s checkpoint (with ``snapshot_every``)."""
-        return self.run_dir / f"checkpoint-{iteration:05d}.pt"
+        return self.run_dir / snapshot_name(iteration)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a checkpoint's state; raises :class:`CheckpointError` on any mismatch."""

@@ -59,11 +59,12 @@ def main() -> None:
         state = load_checkpoint(args.checkpoint)
     except CheckpointError as error:
         parser.error(str(error))
-    trainer = Trainer(config_from_dict({**state["config"], **overrides}), tempfile.mkdtemp())  # never written
+    config = config_from_dict({**state["config"], **overrides})
+    if config.outer.optimizer != "trpo":
+        parser.error(f"{args.checkpoint} uses outer.optimizer={config.outer.optimizer!r}; this compares TRPO steps, "
+                     "so it needs outer.optimizer=trpo")
+    trainer = Trainer(config, tempfile.mkdtemp())  # never written
     trainer.load_state_dict(state)
-    if trainer.learner.optimizer is not None:
-        raise ConfigError(f"{args.checkpoint} uses outer.optimizer={trainer.config.outer.optimizer!r}; this "
-                          "compares TRPO steps, so it needs outer.optimizer=trpo")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
           f"{torch.__version__} ({torch.get_num_threads()} threads)")
     print(f"{args.checkpoint}: iteration {trainer.iteration}, {trainer.config.meta_batch_size} tasks x "
