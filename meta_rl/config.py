@@ -316,6 +316,12 @@ def _check_semantics(config: Config) -> None:
         raise ConfigError(f"device: {device!r} is not allowed; expected auto, cpu, cuda or cuda:N")
 
 
+def replace_validated(section: Any, prefix: str, **changes: Any) -> Any:
+    """``dataclasses.replace`` for a config section (e.g. ``OuterConfig``), with the checks a loaded config gets:
+    an unknown key or a bad value raises :class:`ConfigError` naming ``prefix + key``."""
+    return _build(type(section), {**dataclasses.asdict(section), **changes}, prefix)
+
+
 def config_from_dict(raw: dict[str, Any]) -> Config:
     """Build and validate a :class:`Config` from a (possibly partial) nested dict."""
     config = _build(Config, raw, "")

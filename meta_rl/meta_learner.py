@@ -8,7 +8,6 @@ through the inner step(s).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ import torch
 from torch import Tensor
 
 from meta_rl.adaptation import StepSize, adapt, init_step_sizes, masked_task_mean
-from meta_rl.config import InnerConfig, OuterConfig
+from meta_rl.config import InnerConfig, OuterConfig, replace_validated
 from meta_rl.episodes import Episodes
 from meta_rl.fisher import AnalyticMetaObjective
 from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_kl, gaussian_log_prob
@@ -88,8 +87,9 @@ class MetaLearner:
 
     def copy(self, device: torch.device | str | None = None, **outer_changes: object) -> MetaLearner:
         """An independent learner at the same meta-parameters and optimizer state, with some ``outer`` settings
-        changed (e.g. ``fvp_subsample=0.25``): to compare update variants on the same episodes."""
-        outer = dataclasses.replace(self.outer, **outer_changes)
+        changed (e.g. ``fvp_subsample=0.25``): to compare update variants on the same episodes. A bad setting
+        raises :class:`~meta_rl.config.ConfigError`, as it would in a config."""
+        outer = replace_validated(self.outer, "outer.", **outer_changes)
         twin = MetaLearner(self.policy, self.params, self.inner, outer, device or self.device, self.step_sizes)
         if twin.optimizer is not None and self.optimizer is not None:
             # Deep-copied: loading keeps the very tensors of the state (exp_avg...), which the twin would then

@@ -7,7 +7,7 @@ import torch
 from helpers import flat, tiny_episodes, tiny_params, tiny_policy, unflat
 
 from meta_rl.adaptation import init_step_sizes
-from meta_rl.config import InnerConfig, OuterConfig
+from meta_rl.config import ConfigError, InnerConfig, OuterConfig
 from meta_rl.fisher import AnalyticMetaObjective
 from meta_rl.meta_learner import MetaLearner, NonFiniteError
 from meta_rl.policy import GaussianMLPPolicy
@@ -215,5 +215,9 @@ def test_copy_changes_only_the_named_outer_settings():
     twin = learner.copy(fvp_subsample=0.5, cg_iters=3)
     assert (twin.outer.fvp_subsample, twin.outer.cg_iters, twin.outer.max_kl) == (0.5, 3, 0.02)
     assert (learner.outer.fvp_subsample, learner.outer.cg_iters) == (1.0, 10)
-    with pytest.raises(TypeError, match="no_such_setting"):
+    with pytest.raises(ConfigError, match=r"outer\.no_such_setting"):
         learner.copy(no_such_setting=1)
+    with pytest.raises(ConfigError, match=r"outer\.fvp_subsample: 1\.5 is not allowed"):
+        learner.copy(fvp_subsample=1.5)
+    with pytest.raises(ConfigError, match=r"outer\.optimizer: 'lbfgs' is not allowed"):
+        learner.copy(optimizer="lbfgs")
