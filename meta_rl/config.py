@@ -78,8 +78,12 @@ class OuterConfig:
         "1), gauss_newton (J^T D J by autograd, any num_steps), kl_hessian (double backward; slowest)."
     )
     fvp_subsample: float = _field(
-        1.0, "Fraction of the meta-batch's tasks the TRPO Fisher-vector products use, in (0, 1]: 1 is exact; 0.25 "
-        "makes each product about 4x cheaper (the gradient still uses every task).", unit_closed=True
+        1.0, "Fraction of the meta-batch the TRPO Fisher-vector products use, in (0, 1]: 1 is exact; 0.25 makes "
+        "each product about 4x cheaper (the gradient and the line search still use everything).", unit_closed=True
+    )
+    fvp_subsample_by: Literal["tasks", "episodes"] = _field(
+        "tasks", "What fvp_subsample keeps a fraction of: tasks (the first tasks, with all their episodes) or "
+        "episodes (the first episodes of every task, so every task's curvature counts)."
     )
     cg_damping: float = _field(1e-5, "TRPO damping added to the Fisher-vector product.", nonnegative=True)
     line_search_steps: int = _field(15, "TRPO backtracking line-search steps.", positive=True)

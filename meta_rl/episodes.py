@@ -29,6 +29,11 @@ class Episodes:
         return self.rewards.shape[1]
 
     @property
+    def episodes_per_task(self) -> int:
+        """N."""
+        return self.rewards.shape[2]
+
+    @property
     def num_steps(self) -> int:
         """Valid environment steps in the batch."""
         return int(self.mask.sum().item())
@@ -50,6 +55,11 @@ class Episodes:
         """The episodes of some tasks only (task dimension 1), e.g. ``select_tasks(slice(m, m + 1))``."""
         tensors = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_task_major"}
         return Episodes(**{k: (v[:, tasks] if v is not None else None) for k, v in tensors.items()})
+
+    def select_episodes(self, episodes: slice | list[int]) -> Episodes:
+        """Some episodes of every task only (episode dimension 2), e.g. ``select_episodes(slice(0, 5))``."""
+        tensors = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_task_major"}
+        return Episodes(**{k: (v[:, :, episodes] if v is not None else None) for k, v in tensors.items()})
 
     def task_major(self, name: str) -> Tensor:
         """Field ``name`` as ``[M, T, N, ...]`` (contiguous, cached) for the task-batched policy forward."""

@@ -98,6 +98,9 @@ class AnalyticMetaObjective:
     :param query: the query episodes the KL is measured on.
     :param first_order: the inner step's gradient is treated as a constant (``H_m`` drops out of ``A_m``).
     :param damping: added times ``v`` to every product.
+    :param curvature_episodes: estimate the products on the first this many episodes of every task (support and
+        query), about ``N / curvature_episodes`` times cheaper; the inner step, and so the adapted parameters the
+        products are taken at, still use every episode. Such an object gives products only, no meta-gradient.
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class AnalyticMetaObjective:
         query: Episodes,
         first_order: bool,
         damping: float,
+        curvature_episodes: int | None = None,
     ) -> None:
         self.policy = policy
         self.names = list(params)
@@ -119,13 +123,19 @@ class AnalyticMetaObjective:
         self.damping = damping
         self.num_tasks = query.num_tasks
         self.has_inner_step = support is not None
+        self.products_only = curvature_episodes is not None
+        subset = slice(0, curvature_episodes)
         with torch.no_grad():
             if support is not None:
                 self._prepare_support(support)
                 adapted = {k: self.params[k] - self._scale(k, self.gradient[k]) for k in self.names}
+                if self.products_only:  # the Hessian's samples from the subset; the step's gradient from all
+                    gradient = self.gradient
+                    self._prepare_support(support.select_episodes(subset))
+                    self.gradient = gradient
             else:
                 adapted = self.params
-            self._prepare_query(query, adapted)
+            self._prepare_query(query.select_episodes(subset) if self.products_only else query, adapted)
 
     # --- helpers -----------------------------------------------------------------------------------------
     def _scale(self, name: str, value: Tensor) -> Tensor:
@@ -299,6 +309,9 @@ class AnalyticMetaObjective:
     def meta_gradient(self) -> Tensor:
         """Gradient of the outer surrogate (mean over tasks of minus the masked mean of ratio * advantage, the
         ratio against the behaviour policy) w.r.t. the meta-parameters, flat, at the current values."""
+        if self.products_only:
+            raise RuntimeError("an objective built with curvature_episodes gives Fisher-vector products only; build "
+                               "one without it for the meta-gradient")
         with torch.no_grad():
             log_std = _per_sample(self.query_params["log_std"])
             difference = self.query_acts.mean - self.query_actions  # mu - a

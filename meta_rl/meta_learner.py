@@ -187,8 +187,9 @@ class MetaLearner:
             check_finite("the outer surrogate loss", before.loss)
             objective = self._analytic_objective(supports, query)
             gradient = objective.meta_gradient()
-            fisher_supports, fisher_query, subset = self._fisher_tasks(supports, query)
-            fisher_vector_product = self._analytic_objective(fisher_supports, fisher_query) if subset else objective
+            subsampled = self._fisher_subset(query) is not None
+            fisher_vector_product = self._fisher_vector_product(before, query, tensors, supports) if subsampled \
+                else objective
         else:
             before = self.surrogate(supports, query)
             check_finite("the outer surrogate loss", before.loss)
@@ -227,23 +228,23 @@ class MetaLearner:
             "step_fraction": fraction if accepted else 0.0,
         }
 
-    def _analytic_objective(self, supports: list[Episodes], query: Episodes) -> AnalyticMetaObjective:
+    def _analytic_objective(self, supports: list[Episodes], query: Episodes,
+                            curvature_episodes: int | None = None) -> AnalyticMetaObjective:
         """The hand-written meta-gradient and Fisher-vector products (:mod:`meta_rl.fisher`) for these episodes."""
         if len(supports) > 1:
             raise ValueError(f"outer.fvp='analytic' supports at most one inner step, got {len(supports)}")
         return AnalyticMetaObjective(self.policy, self.params, self.step_size(), supports[0] if supports else None,
-                                     query, self.inner.first_order, self.outer.cg_damping)
+                                     query, self.inner.first_order, self.outer.cg_damping, curvature_episodes)
 
-    def _fisher_tasks(self, supports: list[Episodes], query: Episodes) -> tuple[list[Episodes], Episodes, bool]:
-        """The episodes the Fisher-vector products use: all tasks, or with ``outer.fvp_subsample < 1`` the first
-        ``ceil(fvp_subsample * M)`` (the meta-batch is drawn i.i.d., so its first tasks are a random subset);
-        the flag says whether it is a subset."""
-        num_tasks = query.num_tasks
-        keep = min(num_tasks, max(1, math.ceil(self.outer.fvp_subsample * num_tasks - 1e-9)))
-        if keep == num_tasks:
-            return supports, query, False
-        subset = slice(0, keep)
-        return [s.select_tasks(subset) for s in supports], query.select_tasks(subset), True
+    def _fisher_subset(self, query: Episodes) -> tuple[str, int] | None:
+        """What the Fisher-vector products keep with ``outer.fvp_subsample < 1``: ``("tasks", k)``, the first k
+        tasks, or ``("episodes", k)``, the first k episodes of every task (``outer.fvp_subsample_by``), with
+        ``k = ceil(fvp_subsample * M or N)``; None when that is everything. The meta-batch's tasks and each task's
+        episodes are drawn i.i.d., so the first ones are a random subset."""
+        by = self.outer.fvp_subsample_by
+        total = query.num_tasks if by == "tasks" else query.episodes_per_task
+        keep = min(total, max(1, math.ceil(self.outer.fvp_subsample * total - 1e-9)))
+        return None if keep == total else (by, keep)
 
     def _fisher_vector_product(
         self, result: SurrogateResult, query: Episodes, tensors: list[Tensor], supports: list[Episodes]
@@ -257,13 +258,22 @@ class MetaLearner:
         the graph of ``J^T u`` (built once, linear in ``u``), ``J^T w`` from a backward pass of the outputs.
         ``kl_hessian``: double backward through the KL gradient (third-order through the inner step; slower).
         ``analytic`` (default): the same ``J^T D J`` by hand-written R-operators (:mod:`meta_rl.fisher`).
-        ``supports`` are the inner step's episodes; with ``outer.fvp_subsample < 1`` only the first tasks count.
+        ``supports`` are the inner step's episodes. With ``outer.fvp_subsample < 1`` only some count
+        (:meth:`_fisher_subset`): a task subset is re-adapted on its own; an episode subset keeps the inner step
+        on every episode and takes the KL on the subset's query episodes (``analytic`` also estimates the inner
+        step's Hessian on the subset's support episodes).
         """
         damping = self.outer.cg_damping
-        supports, query, subset = self._fisher_tasks(supports, query)
+        subset = self._fisher_subset(query)
+        if subset is not None and subset[0] == "tasks":
+            tasks = slice(0, subset[1])
+            supports, query = [s.select_tasks(tasks) for s in supports], query.select_tasks(tasks)
         if self.outer.fvp == "analytic":
-            return self._analytic_objective(supports, query)
-        if subset:  # re-adapt the subset on its own, so each product only walks its graph
+            curvature_episodes = subset[1] if subset is not None and subset[0] == "episodes" else None
+            return self._analytic_objective(supports, query, curvature_episodes)
+        if subset is not None:  # each product then only walks the subset's graph (and the full inner step's)
+            if subset[0] == "episodes":
+                query = query.select_episodes(slice(0, subset[1]))
             result = self.surrogate(supports, query)
         if self.outer.fvp == "kl_hessian":
             kl_grad = flatten(torch.autograd.grad(result.kl, tensors, create_graph=True))

@@ -8,7 +8,7 @@ the update's seconds, the surrogate improvement it reached within ``max_kl`` (an
 variant's), the line search's accepted step fraction, and the cosine between its step and the first variant's.
 
     python scripts/fisher_quality.py runs/cheetah-dir-maml-paper                  # exact vs 0.25 and others
-    python scripts/fisher_quality.py runs/X/checkpoint-00250.pt --variants 1:10,0.25:10 --batches 4
+    python scripts/fisher_quality.py runs/X/checkpoint-00250.pt --variants 1:10,0.25:10,0.25:10:episodes --batches 4
 """
 
 from __future__ import annotations
@@ -26,18 +26,25 @@ from meta_rl.config import ConfigError, config_from_dict
 from meta_rl.trainer import Trainer
 from meta_rl.trpo import flatten
 
+Variant = tuple[float, int, str]  # (fvp_subsample, cg_iters, fvp_subsample_by)
 
-def parse_variants(text: str) -> list[tuple[float, int]]:
-    """``"1:10,0.25:10"`` -> ``[(1.0, 10), (0.25, 10)]``: (fvp_subsample in (0, 1], cg_iters >= 1) pairs."""
+
+def parse_variants(text: str) -> list[Variant]:
+    """``"1:10,0.25:10,0.25:10:episodes"`` -> ``[(1.0, 10, "tasks"), (0.25, 10, "tasks"), (0.25, 10, "episodes")]``:
+    fvp_subsample in (0, 1], cg_iters >= 1, and what the subsample keeps (tasks by default, or episodes)."""
     variants = []
     for item in text.split(","):
+        fields = item.split(":")
         try:
-            subsample, cg_iters = item.split(":")
-            variant = (float(subsample), int(cg_iters))
+            if len(fields) not in (2, 3):
+                raise ValueError
+            variant = (float(fields[0]), int(fields[1]), fields[2] if len(fields) == 3 else "tasks")
         except ValueError:
-            raise ConfigError(f"--variants item {item!r} must look like SUBSAMPLE:CG_ITERS, e.g. 0.25:10") from None
-        if not (0.0 < variant[0] <= 1.0 and variant[1] >= 1):
-            raise ConfigError(f"--variants item {item!r}: need 0 < SUBSAMPLE <= 1 and CG_ITERS >= 1")
+            raise ConfigError(f"--variants item {item!r} must look like SUBSAMPLE:CG_ITERS[:tasks|episodes], "
+                              "e.g. 0.25:10 or 0.25:10:episodes") from None
+        if not (0.0 < variant[0] <= 1.0 and variant[1] >= 1 and variant[2] in ("tasks", "episodes")):
+            raise ConfigError(f"--variants item {item!r}: need 0 < SUBSAMPLE <= 1, CG_ITERS >= 1, and tasks or "
+                              "episodes")
         variants.append(variant)
     return variants
 
@@ -45,8 +52,9 @@ def parse_variants(text: str) -> list[tuple[float, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="a run directory (its latest checkpoint) or a checkpoint file")
-    parser.add_argument("--variants", default="1:10,1:5,0.5:10,0.5:5,0.25:10",
-                        help="comma-separated FVP_SUBSAMPLE:CG_ITERS; the first is the one compared against")
+    parser.add_argument("--variants", default="1:10,1:5,0.5:10,0.5:5,0.25:10,0.25:10:episodes",
+                        help="comma-separated FVP_SUBSAMPLE:CG_ITERS[:tasks|episodes] (what the subsample keeps, "
+                             "outer.fvp_subsample_by); the first is the one compared against")
     parser.add_argument("--batches", type=int, default=2, help="fresh meta-batches to average over")
     parser.add_argument("--threads", type=int, default=0, help="torch and sampler threads (0: every core)")
     args = parser.parse_args()
@@ -70,13 +78,14 @@ def main() -> None:
     print(f"{args.checkpoint}: iteration {trainer.iteration}, {trainer.config.meta_batch_size} tasks x "
           f"{trainer.config.episodes_per_task} episodes, max_kl {trainer.config.outer.max_kl}")
 
-    rows: dict[tuple[float, int], list[tuple[float, float, float, float]]] = {v: [] for v in variants}
+    rows: dict[Variant, list[tuple[float, float, float, float]]] = {v: [] for v in variants}
     start = flatten([t.detach() for t in trainer.learner.meta_parameters()])
     for _ in range(args.batches):
         batch = trainer.sample_meta_batch()
         reference_step = None
-        for subsample, cg_iters in variants:
-            twin = trainer.learner.copy(fvp_subsample=subsample, cg_iters=cg_iters)
+        for variant in variants:
+            subsample, cg_iters, by = variant
+            twin = trainer.learner.copy(fvp_subsample=subsample, cg_iters=cg_iters, fvp_subsample_by=by)
             tick = time.perf_counter()
             stats = twin.update(batch.supports, batch.query)
             seconds = time.perf_counter() - tick
@@ -85,15 +94,15 @@ def main() -> None:
             norms = step.norm() * reference_step.norm()
             cosine = float(step @ reference_step / norms) if norms > 0 else float("nan")
             improvement = stats["surrogate_before"] - stats["surrogate_after"]
-            rows[(subsample, cg_iters)].append((seconds, improvement, stats["step_fraction"], cosine))
+            rows[variant].append((seconds, improvement, stats["step_fraction"], cosine))
     trainer.close()
 
     reference_improvement = sum(r[1] for r in rows[variants[0]]) / args.batches
-    print(f"{'fvp_subsample':>13s} {'cg_iters':>8s} {'seconds':>8s} {'improvement':>11s} {'vs first':>8s} "
+    print(f"{'fvp_subsample':>13s} {'by':>8s} {'cg_iters':>8s} {'seconds':>8s} {'improvement':>11s} {'vs first':>8s} "
           f"{'step fraction':>13s} {'cosine':>6s}")
-    for (subsample, cg_iters), results in rows.items():
+    for (subsample, cg_iters, by), results in rows.items():
         seconds, improvement, fraction, cosine = (sum(column) / len(results) for column in zip(*results, strict=True))
-        print(f"{subsample:13.2f} {cg_iters:8d} {seconds:8.2f} {improvement:11.5f} "
+        print(f"{subsample:13.2f} {by if subsample < 1 else '':>8s} {cg_iters:8d} {seconds:8.2f} {improvement:11.5f} "
               f"{improvement / reference_improvement:8.2f} {fraction:13.3f} {cosine:6.3f}")
 
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 from helpers import flat, tiny_episodes, tiny_params, tiny_policy, unflat
 
-from meta_rl.adaptation import init_step_sizes
+from meta_rl.adaptation import adapt, init_step_sizes, masked_task_mean
 from meta_rl.config import ConfigError, InnerConfig, OuterConfig
 from meta_rl.fisher import AnalyticMetaObjective
 from meta_rl.meta_learner import MetaLearner, NonFiniteError
-from meta_rl.policy import GaussianMLPPolicy
+from meta_rl.policy import GaussianMLPPolicy, gaussian_kl
 from meta_rl.reference import per_task_trpo_update
 from meta_rl.trpo import flatten
 
@@ -30,18 +30,20 @@ def test_fisher_vector_product_equals_explicit_kl_hessian(algorithm: str, inner_
     assert_fisher_is_the_explicit_kl_hessian(learner, [tiny_episodes(seed=1)][:inner_steps], tiny_episodes(seed=11))
 
 
-def assert_fisher_is_the_explicit_kl_hessian(learner: MetaLearner, support: list, query) -> None:
+def assert_fisher_is_the_explicit_kl_hessian(learner: MetaLearner, support: list, query, kl_query=None) -> None:
     """The learner's Fisher-vector products equal the explicit Hessian of the mean KL (autograd, at the old
-    meta-parameters) times three random vectors."""
+    meta-parameters) times three random vectors; the KL on ``kl_query`` (default ``query``)."""
     tensors = learner.meta_parameters()
     like = {f"t{i}": t.detach() for i, t in enumerate(tensors)}
-    before = learner.surrogate(support, query)
+    kl_query = query if kl_query is None else kl_query
+    before = learner.surrogate(support, kl_query)
 
     def kl(vector: torch.Tensor) -> torch.Tensor:
-        return learner.surrogate(support, query, *learner._split(list(unflat(vector, like).values())), old=before).kl
+        candidate = learner._split(list(unflat(vector, like).values()))
+        return learner.surrogate(support, kl_query, *candidate, old=before).kl
 
     hessian = torch.autograd.functional.hessian(kl, flat(like))
-    product = learner._fisher_vector_product(before, query, tensors, support)
+    product = learner._fisher_vector_product(learner.surrogate(support, query), query, tensors, support)
     g = torch.Generator().manual_seed(0)
     for _ in range(3):
         v = torch.randn(hessian.shape[0], generator=g, dtype=torch.float64)
@@ -142,6 +144,78 @@ def test_subsampled_fisher_is_the_exact_fisher_of_the_first_tasks(fvp: str):
     everything = exact._fisher_vector_product(exact.surrogate([support], query), query, exact.meta_parameters(),
                                               [support])
     assert not torch.allclose(everything(vector), reference(vector))  # the subset really differs
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "metasgd"])
+@pytest.mark.parametrize("fvp", ["gauss_newton", "kl_hessian"])
+def test_episode_subsampled_fisher_is_the_kl_hessian_on_the_first_query_episodes(algorithm: str, fvp: str):
+    """fvp_subsample_by=episodes with autograd products: the inner step on every support episode, the KL on the
+    first half of every task's query episodes."""
+    learner = make_learner(algorithm, fvp=fvp, cg_damping=0.0, fvp_subsample=0.5, fvp_subsample_by="episodes")
+    support, query = tiny_episodes(num_eps=4, seed=1), tiny_episodes(num_eps=4, seed=11)
+    assert_fisher_is_the_explicit_kl_hessian(learner, [support], query, kl_query=query.select_episodes(slice(0, 2)))
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "metasgd"])
+def test_episode_subsampled_analytic_fisher_takes_the_inner_hessian_from_the_first_episodes(algorithm: str):
+    """fvp_subsample_by=episodes with analytic products: the Hessian of the KL on the first half of every task's
+    query episodes, through adapted parameters ``theta' = theta'_0 + (I - alpha H_first)(theta - theta_0)
+    - (alpha - alpha_0) g``: the step and its gradient ``g`` from every support episode, the inner loss's Hessian
+    from the first half (what the products estimate it on)."""
+    learner = make_learner(algorithm, cg_damping=0.0, fvp_subsample=0.5, fvp_subsample_by="episodes")
+    policy = learner.policy
+    support, query = tiny_episodes(num_eps=4, seed=1), tiny_episodes(num_eps=4, seed=11)
+    first_support, first_query = support.select_episodes(slice(0, 2)), query.select_episodes(slice(0, 2))
+    tensors = learner.meta_parameters()
+    like = {f"t{i}": t.detach() for i, t in enumerate(tensors)}
+    params0, step0 = learner._split([t.detach() for t in tensors])
+
+    def gradient(params, episodes):  # every task's inner-loss gradient: theta - adapt(theta, step 1)
+        return {k: v - adapt(policy, params, episodes, 1.0)[k] for k, v in params.items()}
+
+    adapted0, full_gradient0 = adapt(policy, params0, support, step0), gradient(params0, support)
+    first_gradient0 = gradient(params0, first_support)
+    old_mean, old_log_std = policy.forward(first_query.task_major("observations"), adapted0)
+
+    def kl(vector: torch.Tensor) -> torch.Tensor:
+        params, step = learner._split(list(unflat(vector, like).values()))
+        first_gradient = gradient(params, first_support)
+        adapted = {}
+        for k in params:
+            rate0 = step0[k] if isinstance(step0, dict) else step0
+            value = adapted0[k] + (params[k] - params0[k]) - rate0 * (first_gradient[k] - first_gradient0[k])
+            if isinstance(step, dict):
+                value = value - (step[k] - step0[k]) * full_gradient0[k]
+            adapted[k] = value
+        mean, log_std = policy.forward(first_query.task_major("observations"), adapted)
+        return masked_task_mean(gaussian_kl(old_mean, old_log_std, mean, log_std),
+                                first_query.task_major("mask")).mean()
+
+    hessian = torch.autograd.functional.hessian(kl, flat(like))
+    product = learner._fisher_vector_product(learner.surrogate([support], query), query, tensors, [support])
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        v = torch.randn(hessian.shape[0], generator=g, dtype=torch.float64)
+        torch.testing.assert_close(product(v), hessian @ v, rtol=1e-8, atol=1e-10)
+    exact = make_learner(algorithm, cg_damping=0.0)
+    exact_product = exact._fisher_vector_product(exact.surrogate([support], query), query, tensors, [support])
+    assert not torch.allclose(exact_product(v), product(v))  # the subset really differs
+    with pytest.raises(RuntimeError, match="products only"):
+        product.meta_gradient()
+
+
+def test_episode_subsampled_update_steps_within_the_trust_region():
+    learner = make_learner("metasgd", fvp_subsample=0.5, fvp_subsample_by="episodes")
+    stats = learner.update([tiny_episodes(num_eps=4, seed=1)], tiny_episodes(num_eps=4, seed=11))
+    assert stats["line_search_accepted"] == 1.0 and 0.0 < stats["kl"] <= learner.outer.max_kl
+
+
+def test_fisher_subset_keeps_the_first_tasks_or_episodes():
+    query = tiny_episodes(num_tasks=4, num_eps=3)
+    assert make_learner(fvp_subsample=0.5)._fisher_subset(query) == ("tasks", 2)
+    assert make_learner(fvp_subsample=0.5, fvp_subsample_by="episodes")._fisher_subset(query) == ("episodes", 2)
+    assert make_learner(fvp_subsample=0.1, fvp_subsample_by="episodes")._fisher_subset(query) == ("episodes", 1)
+    assert make_learner(fvp_subsample=0.9, fvp_subsample_by="episodes")._fisher_subset(query) is None
 
 
 @pytest.mark.parametrize("algorithm", ["maml", "metasgd"])
