@@ -6,7 +6,7 @@ and one query batch with the preset's sizes, then times on the same episodes and
 
 - ``ours``: :meth:`MetaLearner.update` with the preset's settings (exact analytic Fisher-vector products);
 - variants: the other exact products (``outer.fvp=gauss_newton``: J^T D J by autograd; ``kl_hessian``: double
-  backward through the KL gradient) and ``outer.fvp_subsample=0.25``;
+  backward through the KL gradient) and ``outer.fvp_subsample=0.25`` (of the tasks, and of every task's episodes);
 - ``reference``: :func:`meta_rl.reference.per_task_trpo_update` (loop over tasks, double backward per product).
 
 It also measures what bounds the update: the time of one policy forward and one forward+backward over the query
@@ -78,13 +78,15 @@ def benchmark(preset: str, repeats: int, reference_repeats: int, device: torch.d
     for fvp in ("analytic", "gauss_newton", "kl_hessian"):
         if fvp != config.outer.fvp:
             rows.append((f"ours, fvp={fvp} (exact)", seconds(update(fvp=fvp), repeats, device)))
-    rows.append(("ours, fvp_subsample=0.25", seconds(update(fvp_subsample=0.25), repeats, device)))
+    rows.append(("ours, fvp_subsample=0.25 (tasks)", seconds(update(fvp_subsample=0.25), repeats, device)))
+    rows.append(("ours, fvp_subsample=0.25 (episodes)",
+                 seconds(update(fvp_subsample=0.25, fvp_subsample_by="episodes"), repeats, device)))
     reference = seconds(lambda: per_task_trpo_update(trainer.learner.copy(device), support, query),
                         reference_repeats, device)
-    print(f"{'':34s} {'seconds':>8s} {'vs reference':>13s}")
+    print(f"{'':36s} {'seconds':>8s} {'vs reference':>13s}")
     for name, value in rows:
-        print(f"{name:34s} {value:8.3f} {reference / value:12.1f}x")
-    print(f"{'reference (per task, double bwd)':34s} {reference:8.3f}")
+        print(f"{name:36s} {value:8.3f} {reference / value:12.1f}x")
+    print(f"{'reference (per task, double bwd)':36s} {reference:8.3f}")
 
     learner = trainer.learner.copy(device)
     observations = query.task_major("observations")
