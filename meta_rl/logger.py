@@ -14,6 +14,8 @@ TAGS: dict[str, str] = {
     "losses/surrogate_before": "Outer surrogate loss before the meta-update.",
     "losses/surrogate_after": "Outer surrogate loss after the meta-update (equal to before if TRPO rejected).",
     "losses/kl": "Mean KL between the adapted policies before and after the meta-update.",
+    "losses/max_task_kl": "Largest single task's KL between its adapted policies before and after the meta-update "
+    "(the trust region bounds only the mean; a max far above max_kl means a few tasks took most of the step).",
     "losses/grad_norm": "Norm of the meta-gradient.",
     "trpo/accepted": "1 if the line search accepted a step, else 0 (TRPO only).",
     "trpo/backtracks": "Line-search backtracking steps taken (line_search_steps when rejected; TRPO only).",

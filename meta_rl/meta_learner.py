@@ -35,6 +35,7 @@ class SurrogateResult:
 
     loss: Tensor  # scalar: mean over tasks of -mean(ratio * advantage)
     kl: Tensor  # scalar: mean over tasks of KL(old adapted policy || adapted policy)
+    task_kl: Tensor  # [M]: each task's mean KL (``kl`` is their mean); the trust region bounds only the mean
     old_mean: Tensor  # detached adapted-policy mean on the query observations, [M, T, N, A]
     old_log_std: Tensor  # detached adapted-policy log-std, [M, 1, 1, A]
     mean: Tensor  # the adapted-policy mean with its graph back to the meta-parameters, [M, T, N, A]
@@ -148,8 +149,8 @@ class MetaLearner:
         loss = masked_task_mean(-ratio * query.task_major("advantages"), mask).mean()
         old_mean = mean.detach() if old is None else old.old_mean
         old_log_std = log_std.detach() if old is None else old.old_log_std
-        kl = masked_task_mean(gaussian_kl(old_mean, old_log_std, mean, log_std), mask).mean()
-        return SurrogateResult(loss, kl, old_mean, old_log_std, mean, adapted["log_std"])
+        task_kl = masked_task_mean(gaussian_kl(old_mean, old_log_std, mean, log_std), mask)
+        return SurrogateResult(loss, task_kl.mean(), task_kl, old_mean, old_log_std, mean, adapted["log_std"])
 
     # --- the update --------------------------------------------------------------------------------------
     def update(self, supports: list[Episodes], query: Episodes) -> dict[str, float]:
@@ -175,6 +176,7 @@ class MetaLearner:
             "surrogate_before": before.loss.item(),
             "surrogate_after": after.loss.item(),
             "kl": after.kl.item(),
+            "max_task_kl": after.task_kl.max().item(),
             "grad_norm": grad_norm.item(),
         }
 
@@ -204,7 +206,7 @@ class MetaLearner:
         old_flat = flatten([t.detach() for t in tensors])
         fraction = 1.0
         accepted = False
-        after_loss, after_kl = before.loss.item(), 0.0
+        after_loss, after_kl, after_max_task_kl = before.loss.item(), 0.0, 0.0
         backtracks = 0
         with torch.no_grad():
             for backtracks in range(outer.line_search_steps):  # noqa: B007 (logged below)
@@ -213,6 +215,7 @@ class MetaLearner:
                 loss, kl = result.loss.item(), result.kl.item()
                 if math.isfinite(loss) and loss < before.loss.item() and kl <= outer.max_kl:
                     accepted, after_loss, after_kl = True, loss, kl
+                    after_max_task_kl = result.task_kl.max().item()
                     for tensor, value in zip(tensors, candidate, strict=True):
                         tensor.copy_(value)
                     break
@@ -222,6 +225,7 @@ class MetaLearner:
             "surrogate_before": before.loss.item(),
             "surrogate_after": after_loss,
             "kl": after_kl,
+            "max_task_kl": after_max_task_kl,
             "grad_norm": gradient.norm().item(),
             "line_search_accepted": float(accepted),
             "line_search_backtracks": float(backtracks if accepted else outer.line_search_steps),

@@ -223,6 +223,7 @@ class Trainer:
         stats["losses/surrogate_before"] = update["surrogate_before"]
         stats["losses/surrogate_after"] = update["surrogate_after"]
         stats["losses/kl"] = update["kl"]
+        stats["losses/max_task_kl"] = update["max_task_kl"]
         stats["losses/grad_norm"] = update["grad_norm"]
         if "line_search_accepted" in update:
             stats["trpo/accepted"] = update["line_search_accepted"]

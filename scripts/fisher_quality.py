@@ -5,7 +5,8 @@
 restores a run's checkpoint, samples ``--batches`` meta-batches with its meta-parameters, and on each takes one
 TRPO update per variant from the same start (nothing is saved). Per variant it prints the mean over batches of:
 the update's seconds, the surrogate improvement it reached within ``max_kl`` (and as a fraction of the first
-variant's), the line search's accepted step fraction, and the cosine between its step and the first variant's.
+variant's), the line search's accepted step fraction, the largest single task's KL after the step (the trust region
+bounds the mean over tasks), and the cosine between its step and the first variant's.
 
     python scripts/fisher_quality.py runs/cheetah-dir-maml-paper                  # exact vs 0.25 and others
     python scripts/fisher_quality.py runs/X/checkpoint-00250.pt --variants 1:10,0.25:10,0.25:10:episodes --batches 4
@@ -78,7 +79,7 @@ def main() -> None:
     print(f"{args.checkpoint}: iteration {trainer.iteration}, {trainer.config.meta_batch_size} tasks x "
           f"{trainer.config.episodes_per_task} episodes, max_kl {trainer.config.outer.max_kl}")
 
-    rows: dict[Variant, list[tuple[float, float, float, float]]] = {v: [] for v in variants}
+    rows: dict[Variant, list[tuple[float, float, float, float, float]]] = {v: [] for v in variants}
     start = flatten([t.detach() for t in trainer.learner.meta_parameters()])
     for _ in range(args.batches):
         batch = trainer.sample_meta_batch()
@@ -94,16 +95,18 @@ def main() -> None:
             norms = step.norm() * reference_step.norm()
             cosine = float(step @ reference_step / norms) if norms > 0 else float("nan")
             improvement = stats["surrogate_before"] - stats["surrogate_after"]
-            rows[variant].append((seconds, improvement, stats["step_fraction"], cosine))
+            rows[variant].append((seconds, improvement, stats["step_fraction"], stats["max_task_kl"], cosine))
     trainer.close()
 
     reference_improvement = sum(r[1] for r in rows[variants[0]]) / args.batches
     print(f"{'fvp_subsample':>13s} {'by':>8s} {'cg_iters':>8s} {'seconds':>8s} {'improvement':>11s} {'vs first':>8s} "
-          f"{'step fraction':>13s} {'cosine':>6s}")
+          f"{'step fraction':>13s} {'max task KL':>11s} {'cosine':>6s}")
     for (subsample, cg_iters, by), results in rows.items():
-        seconds, improvement, fraction, cosine = (sum(column) / len(results) for column in zip(*results, strict=True))
+        seconds, improvement, fraction, max_task_kl, cosine = (
+            sum(column) / len(results) for column in zip(*results, strict=True)
+        )
         print(f"{subsample:13.2f} {by if subsample < 1 else '':>8s} {cg_iters:8d} {seconds:8.2f} {improvement:11.5f} "
-              f"{improvement / reference_improvement:8.2f} {fraction:13.3f} {cosine:6.3f}")
+              f"{improvement / reference_improvement:8.2f} {fraction:13.3f} {max_task_kl:11.4f} {cosine:6.3f}")
 
 
 if __name__ == "__main__":

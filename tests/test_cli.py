@@ -21,8 +21,8 @@ TINY = [
     "checkpoint_every=1", "torch_threads=1", "device=cpu",
 ]
 REQUIRED_TAGS = [
-    "returns/step_0", "returns/step_1", "losses/kl", "losses/surrogate_before", "losses/grad_norm",
-    "trpo/accepted", "time/sampling", "time/iteration", "perf/env_steps_per_second",
+    "returns/step_0", "returns/step_1", "losses/kl", "losses/max_task_kl", "losses/surrogate_before",
+    "losses/grad_norm", "trpo/accepted", "time/sampling", "time/iteration", "perf/env_steps_per_second",
 ]
 
 

@@ -210,6 +210,25 @@ def test_episode_subsampled_update_steps_within_the_trust_region():
     assert stats["line_search_accepted"] == 1.0 and 0.0 < stats["kl"] <= learner.outer.max_kl
 
 
+@pytest.mark.parametrize("optimizer", ["trpo", "adam"])
+def test_max_task_kl_is_the_largest_task_kl_of_the_step(optimizer: str):
+    """``max_task_kl`` is the largest per-task KL between the adapted policies before and after the step, each
+    computed on its own; their mean is the logged ``kl``."""
+    learner = make_learner(optimizer=optimizer, lr=0.05)
+    support, query = tiny_episodes(num_tasks=3, seed=1), tiny_episodes(num_tasks=3, seed=2)
+    with torch.no_grad():
+        old_mean, old_log_std = learner.policy.forward(query.task_major("observations"), learner.adapt([support]))
+    stats = learner.update([support], query)
+    with torch.no_grad():
+        mean, log_std = learner.policy.forward(query.task_major("observations"), learner.adapt([support]))
+    task_kls = [masked_task_mean(gaussian_kl(old_mean[m:m + 1], old_log_std[m:m + 1], mean[m:m + 1],
+                                             log_std[m:m + 1]), query.task_major("mask")[m:m + 1]).item()
+                for m in range(3)]
+    assert min(task_kls) > 0.0 and max(task_kls) > min(task_kls) * 1.01  # the tasks moved, and unequally
+    assert stats["max_task_kl"] == pytest.approx(max(task_kls), rel=1e-9)
+    assert stats["kl"] == pytest.approx(sum(task_kls) / 3, rel=1e-9)
+
+
 def test_fisher_subset_keeps_the_first_tasks_or_episodes():
     query = tiny_episodes(num_tasks=4, num_eps=3)
     assert make_learner(fvp_subsample=0.5)._fisher_subset(query) == ("tasks", 2)
