@@ -85,11 +85,6 @@ class OuterConfig:
         "tasks", "What fvp_subsample keeps a fraction of: tasks (the first tasks, with all their episodes) or "
         "episodes (the first episodes of every task, so every task's curvature counts)."
     )
-    fvp_first_order: bool = _field(
-        False, "TRPO Fisher-vector products without the inner step's Hessian (the adapted parameters move as the "
-        "meta-parameters do; Meta-SGD keeps its step sizes' term): an approximation, about 3x cheaper per product, "
-        "with every task counted. The meta-gradient and the line search stay exact (as inner.first_order says)."
-    )
     cg_damping: float = _field(1e-5, "TRPO damping added to the Fisher-vector product.", nonnegative=True)
     line_search_steps: int = _field(15, "TRPO backtracking line-search steps.", positive=True)
     line_search_backtrack_ratio: float = _field(0.8, "TRPO line-search shrink factor, in (0, 1).", unit_open=True)

@@ -120,14 +120,12 @@ class MetaLearner:
 
     # --- adaptation and objective ----------------------------------------------------------------------
     def adapt(self, supports: list[Episodes], params: Params | None = None, step_size: StepSize | None = None,
-              first_order: bool | None = None) -> Params:
-        """Adapted parameters ``[M, ...]`` after one inner step per support batch (in order); ``first_order``
-        (default ``inner.first_order``) treats the inner gradients as constants."""
+              ) -> Params:
+        """Adapted parameters ``[M, ...]`` after one inner step per support batch (in order)."""
         adapted = self.params if params is None else params
         rate = self.step_size() if step_size is None else step_size
-        first_order = self.inner.first_order if first_order is None else first_order
         for episodes in supports:
-            adapted = adapt(self.policy, adapted, episodes, rate, first_order=first_order)
+            adapted = adapt(self.policy, adapted, episodes, rate, first_order=self.inner.first_order)
         return adapted
 
     def surrogate(
@@ -137,15 +135,13 @@ class MetaLearner:
         params: Params | None = None,
         step_size: StepSize | None = None,
         old: SurrogateResult | None = None,
-        first_order: bool | None = None,
     ) -> SurrogateResult:
         """Surrogate loss and KL of the adapted policies on the query episodes.
 
         The importance ratio is against the behaviour (sampling) policy's log-probs; the KL is against ``old``
         (by default the adapted policy itself, detached: KL = 0 with the right curvature for TRPO).
-        ``first_order`` is passed to :meth:`adapt`.
         """
-        adapted = self.adapt(supports, params, step_size, first_order)
+        adapted = self.adapt(supports, params, step_size)
         mean, log_std = self.policy.forward(query.task_major("observations"), adapted)
         log_probs = gaussian_log_prob(query.task_major("actions"), mean, log_std)
         mask = query.task_major("mask")
@@ -193,8 +189,8 @@ class MetaLearner:
             check_finite("the outer surrogate loss", before.loss)
             objective = self._analytic_objective(supports, query)
             gradient = objective.meta_gradient()
-            own_products = self._fisher_subset(query) is not None or self._fvp_first_order() != self.inner.first_order
-            fisher_vector_product = self._fisher_vector_product(before, query, tensors, supports) if own_products \
+            subsampled = self._fisher_subset(query) is not None
+            fisher_vector_product = self._fisher_vector_product(before, query, tensors, supports) if subsampled \
                 else objective
         else:
             before = self.surrogate(supports, query)
@@ -236,20 +232,13 @@ class MetaLearner:
             "step_fraction": fraction if accepted else 0.0,
         }
 
-    def _analytic_objective(self, supports: list[Episodes], query: Episodes, curvature_episodes: int | None = None,
-                            first_order: bool | None = None) -> AnalyticMetaObjective:
-        """The hand-written meta-gradient and Fisher-vector products (:mod:`meta_rl.fisher`) for these episodes;
-        ``first_order`` defaults to ``inner.first_order``."""
+    def _analytic_objective(self, supports: list[Episodes], query: Episodes,
+                            curvature_episodes: int | None = None) -> AnalyticMetaObjective:
+        """The hand-written meta-gradient and Fisher-vector products (:mod:`meta_rl.fisher`) for these episodes."""
         if len(supports) > 1:
             raise ValueError(f"outer.fvp='analytic' supports at most one inner step, got {len(supports)}")
-        first_order = self.inner.first_order if first_order is None else first_order
         return AnalyticMetaObjective(self.policy, self.params, self.step_size(), supports[0] if supports else None,
-                                     query, first_order, self.outer.cg_damping, curvature_episodes)
-
-    def _fvp_first_order(self) -> bool:
-        """Whether the Fisher-vector products leave out the inner step's Hessian (``inner.first_order`` or
-        ``outer.fvp_first_order``)."""
-        return self.inner.first_order or self.outer.fvp_first_order
+                                     query, self.inner.first_order, self.outer.cg_damping, curvature_episodes)
 
     def _fisher_subset(self, query: Episodes) -> tuple[str, int] | None:
         """What the Fisher-vector products keep with ``outer.fvp_subsample < 1``: ``("tasks", k)``, the first k
@@ -276,23 +265,20 @@ class MetaLearner:
         ``supports`` are the inner step's episodes. With ``outer.fvp_subsample < 1`` only some count
         (:meth:`_fisher_subset`): a task subset is re-adapted on its own; an episode subset keeps the inner step
         on every episode and takes the KL on the subset's query episodes (``analytic`` also estimates the inner
-        step's Hessian on the subset's support episodes). With ``outer.fvp_first_order`` the products are those of
-        the KL through a first-order inner step: ``A_m`` loses its Hessian term.
+        step's Hessian on the subset's support episodes).
         """
         damping = self.outer.cg_damping
         subset = self._fisher_subset(query)
-        first_order = self._fvp_first_order()
         if subset is not None and subset[0] == "tasks":
             tasks = slice(0, subset[1])
             supports, query = [s.select_tasks(tasks) for s in supports], query.select_tasks(tasks)
         if self.outer.fvp == "analytic":
             curvature_episodes = subset[1] if subset is not None and subset[0] == "episodes" else None
-            return self._analytic_objective(supports, query, curvature_episodes, first_order)
-        if subset is not None or first_order != self.inner.first_order:
-            # each product then only walks the subset's graph (and the full inner step's), or the first-order one
-            if subset is not None and subset[0] == "episodes":
+            return self._analytic_objective(supports, query, curvature_episodes)
+        if subset is not None:  # each product then only walks the subset's graph (and the full inner step's)
+            if subset[0] == "episodes":
                 query = query.select_episodes(slice(0, subset[1]))
-            result = self.surrogate(supports, query, first_order=first_order)
+            result = self.surrogate(supports, query)
         if self.outer.fvp == "kl_hessian":
             kl_grad = flatten(torch.autograd.grad(result.kl, tensors, create_graph=True))
 

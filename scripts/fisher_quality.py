@@ -10,7 +10,6 @@ bounds the mean over tasks), and the cosine between its step and the first varia
 
     python scripts/fisher_quality.py runs/cheetah-dir-maml-paper                  # exact vs 0.25 and others
     python scripts/fisher_quality.py runs/X/checkpoint-00250.pt --variants 1:10,0.25:10,0.25:10:episodes --batches 4
-    python scripts/fisher_quality.py runs/X --variants 1:10,1:10:first_order     # outer.fvp_first_order
 """
 
 from __future__ import annotations
@@ -28,27 +27,22 @@ from meta_rl.config import ConfigError, config_from_dict
 from meta_rl.trainer import Trainer
 from meta_rl.trpo import flatten
 
-Variant = tuple[float, int, str, bool]  # (fvp_subsample, cg_iters, fvp_subsample_by, fvp_first_order)
-FIRST_ORDER = "first_order"
+Variant = tuple[float, int, str]  # (fvp_subsample, cg_iters, fvp_subsample_by)
 
 
 def parse_variants(text: str) -> list[Variant]:
-    """``"1:10,0.25:10:episodes,1:10:first_order"`` -> ``[(1.0, 10, "tasks", False), (0.25, 10, "episodes", False),
-    (1.0, 10, "tasks", True)]``: fvp_subsample in (0, 1], cg_iters >= 1, what the subsample keeps (tasks by default,
-    or episodes), and ``first_order`` for products without the inner step's Hessian (``outer.fvp_first_order``)."""
-    usage = "must look like SUBSAMPLE:CG_ITERS[:tasks|episodes][:first_order], e.g. 0.25:10 or 1:10:first_order"
+    """``"1:10,0.25:10,0.25:10:episodes"`` -> ``[(1.0, 10, "tasks"), (0.25, 10, "tasks"), (0.25, 10, "episodes")]``:
+    fvp_subsample in (0, 1], cg_iters >= 1, and what the subsample keeps (tasks by default, or episodes)."""
     variants = []
     for item in text.split(","):
         fields = item.split(":")
-        first_order = fields[-1] == FIRST_ORDER
-        if first_order:
-            fields = fields[:-1]
         try:
             if len(fields) not in (2, 3):
                 raise ValueError
-            variant = (float(fields[0]), int(fields[1]), fields[2] if len(fields) == 3 else "tasks", first_order)
+            variant = (float(fields[0]), int(fields[1]), fields[2] if len(fields) == 3 else "tasks")
         except ValueError:
-            raise ConfigError(f"--variants item {item!r} {usage}") from None
+            raise ConfigError(f"--variants item {item!r} must look like SUBSAMPLE:CG_ITERS[:tasks|episodes], "
+                              "e.g. 0.25:10 or 0.25:10:episodes") from None
         if not (0.0 < variant[0] <= 1.0 and variant[1] >= 1 and variant[2] in ("tasks", "episodes")):
             raise ConfigError(f"--variants item {item!r}: need 0 < SUBSAMPLE <= 1, CG_ITERS >= 1, and tasks or "
                               "episodes")
@@ -60,9 +54,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="a run directory (its latest checkpoint) or a checkpoint file")
     parser.add_argument("--variants", default="1:10,1:5,0.5:10,0.5:5,0.25:10,0.25:10:episodes",
-                        help="comma-separated FVP_SUBSAMPLE:CG_ITERS[:tasks|episodes][:first_order] (what the "
-                             "subsample keeps, outer.fvp_subsample_by; first_order: outer.fvp_first_order); the first "
-                             "is the one compared against")
+                        help="comma-separated FVP_SUBSAMPLE:CG_ITERS[:tasks|episodes] (what the subsample keeps, "
+                             "outer.fvp_subsample_by); the first is the one compared against")
     parser.add_argument("--batches", type=int, default=2, help="fresh meta-batches to average over")
     parser.add_argument("--threads", type=int, default=0, help="torch and sampler threads (0: every core)")
     args = parser.parse_args()
@@ -92,9 +85,8 @@ def main() -> None:
         batch = trainer.sample_meta_batch()
         reference_step = None
         for variant in variants:
-            subsample, cg_iters, by, first_order = variant
-            twin = trainer.learner.copy(fvp_subsample=subsample, cg_iters=cg_iters, fvp_subsample_by=by,
-                                        fvp_first_order=first_order)
+            subsample, cg_iters, by = variant
+            twin = trainer.learner.copy(fvp_subsample=subsample, cg_iters=cg_iters, fvp_subsample_by=by)
             tick = time.perf_counter()
             stats = twin.update(batch.supports, batch.query)
             seconds = time.perf_counter() - tick
@@ -107,15 +99,14 @@ def main() -> None:
     trainer.close()
 
     reference_improvement = sum(r[1] for r in rows[variants[0]]) / args.batches
-    print(f"{'fvp_subsample':>13s} {'by':>8s} {'first order':>11s} {'cg_iters':>8s} {'seconds':>8s} "
-          f"{'improvement':>11s} {'vs first':>8s} {'step fraction':>13s} {'max task KL':>11s} {'cosine':>6s}")
-    for (subsample, cg_iters, by, first_order), results in rows.items():
+    print(f"{'fvp_subsample':>13s} {'by':>8s} {'cg_iters':>8s} {'seconds':>8s} {'improvement':>11s} {'vs first':>8s} "
+          f"{'step fraction':>13s} {'max task KL':>11s} {'cosine':>6s}")
+    for (subsample, cg_iters, by), results in rows.items():
         seconds, improvement, fraction, max_task_kl, cosine = (
             sum(column) / len(results) for column in zip(*results, strict=True)
         )
-        print(f"{subsample:13.2f} {by if subsample < 1 else '':>8s} {'yes' if first_order else '':>11s} "
-              f"{cg_iters:8d} {seconds:8.2f} {improvement:11.5f} {improvement / reference_improvement:8.2f} "
-              f"{fraction:13.3f} {max_task_kl:11.4f} {cosine:6.3f}")
+        print(f"{subsample:13.2f} {by if subsample < 1 else '':>8s} {cg_iters:8d} {seconds:8.2f} {improvement:11.5f} "
+              f"{improvement / reference_improvement:8.2f} {fraction:13.3f} {max_task_kl:11.4f} {cosine:6.3f}")
 
 
 if __name__ == "__main__":
