@@ -1,4 +1,4 @@
-"""The ``meta-rl`` command: train, presets, evaluate, adapt, plot."""
+"""The ``meta-rl`` command: train, presets, evaluate, adapt, plot, curves."""
 
 from __future__ import annotations
 
@@ -159,6 +159,37 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_curves(args: argparse.Namespace) -> int:
+    """Training returns of runs, as block means (printed) and a plot (``--output``)."""
+    from meta_rl.plots import block_means, plot_training_curves
+
+    labels = args.labels or [Path(run).name if Path(run).is_dir() else str(run) for run in args.runs]
+    if len(labels) != len(args.runs):
+        raise ConfigError(f"{len(labels)} --labels for {len(args.runs)} runs")
+    histories = []
+    try:
+        for run, label in zip(args.runs, labels, strict=True):
+            history = load_checkpoint(run).get("history", [])
+            rows = block_means(history, args.block)
+            keys = list(rows[0][2])
+            print(f"{label}: mean training return per {args.block} iterations")
+            print(f"  {'iterations':>11s}" + "".join(f" {_step_label(key):>15s}" for key in keys))
+            for first, last, means in rows:
+                print(f"  {f'{first}-{last}':>11s}" + "".join(f" {means[key]:15.2f}" for key in keys))
+            histories.append(history)
+        if args.output:
+            print(f"Wrote {plot_training_curves(histories, labels, args.output, args.block, args.title)}")
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    return 0
+
+
+def _step_label(key: str) -> str:
+    """``returns/step_0`` -> ``before adapting``; ``returns/step_K`` -> ``after K step(s)``."""
+    steps = int(key.rsplit("_", 1)[1])
+    return "before adapting" if steps == 0 else f"after {steps} step{'s' if steps != 1 else ''}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (shared by ``scripts/``)."""
     parser = argparse.ArgumentParser(prog="meta-rl", description="Meta-reinforcement learning: MAML and Meta-SGD.")
@@ -212,6 +243,15 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--labels", nargs="+", help="one legend label per file (default: the algorithm)")
     plot.add_argument("--title", help="plot title (default: the env id)")
     plot.set_defaults(func=cmd_plot)
+
+    curves = sub.add_parser("curves", help="training returns of runs: block means, and a plot with --output")
+    curves.add_argument("runs", nargs="+", help="run directories (their latest checkpoint) or checkpoint files")
+    curves.add_argument("--block", type=int, default=50,
+                        help="iterations per printed mean, and the plot's moving-average window (default 50)")
+    curves.add_argument("--output", "-o", help="also write a PNG of the training curves here")
+    curves.add_argument("--labels", nargs="+", help="one legend label per run (default: the run directory's name)")
+    curves.add_argument("--title", help="plot title")
+    curves.set_defaults(func=cmd_curves)
     return parser
 
 

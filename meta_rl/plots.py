@@ -1,4 +1,5 @@
-"""Pictures: adaptation curves (return vs gradient steps) and 2D-navigation trajectories before/after adapting."""
+"""Pictures: adaptation curves (return vs gradient steps), training curves (return vs meta-iteration) and
+2D-navigation trajectories before/after adapting."""
 
 from __future__ import annotations
 
@@ -56,6 +57,66 @@ def load_results(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
             raise ValueError(f"{str(path)!r} is not a `meta-rl evaluate --json` file (no returns.mean)")
         results.append(result)
     return results
+
+
+History = Sequence[dict[str, float]]  # a checkpoint's "history": per iteration, {"returns/step_K": mean return}
+
+
+def return_keys(history: History) -> list[str]:
+    """The ``returns/step_K`` statistics of a training history, by K: before adaptation first, the query last."""
+    if not history:
+        raise ValueError("the training history is empty: the run has not finished an iteration yet")
+    return sorted(history[0], key=lambda key: int(key.rsplit("_", 1)[1]))
+
+
+def block_means(history: History, block: int) -> list[tuple[int, int, dict[str, float]]]:
+    """Mean of every ``returns/step_K`` over consecutive blocks of ``block`` iterations: ``(first, last, means)``
+    with 1-based iteration numbers; the last block may be shorter."""
+    if block < 1:
+        raise ValueError(f"block must be a positive number of iterations, got {block}")
+    keys = return_keys(history)
+    rows = []
+    for start in range(0, len(history), block):
+        chunk = history[start:start + block]
+        rows.append((start + 1, start + len(chunk), {k: float(np.mean([h[k] for h in chunk])) for k in keys}))
+    return rows
+
+
+def plot_training_curves(histories: Sequence[History], labels: Sequence[str], path: str | Path, window: int = 25,
+                         title: str | None = None) -> Path:
+    """Training return per meta-iteration, one colour per run: after adaptation (the query episodes; each
+    iteration faint, its ``window``-iteration moving average solid) and before adaptation (moving average, dashed)."""
+    if not histories:
+        raise ValueError("no training histories to plot")
+    if window < 1:
+        raise ValueError(f"window must be a positive number of iterations, got {window}")
+    fig, ax = plt.subplots(figsize=(6.5, 4.0))
+    for index, (history, label) in enumerate(zip(histories, labels, strict=True)):
+        keys = return_keys(history)
+        color = f"C{index % 10}"
+        iterations = np.arange(1, len(history) + 1)
+        after = np.array([h[keys[-1]] for h in history])
+        before = np.array([h[keys[0]] for h in history])
+        ax.plot(iterations, after, color=color, alpha=0.2, linewidth=0.8)
+        ax.plot(iterations, _moving_average(after, window), color=color, linewidth=2.0,
+                label=f"{label}, after {len(keys) - 1} step{'s' if len(keys) != 2 else ''}" if len(keys) > 1 else label)
+        if len(keys) > 1:
+            ax.plot(iterations, _moving_average(before, window), color=color, linestyle="--", linewidth=1.2,
+                    label=f"{label}, before adapting")
+    ax.set_xlabel("meta-iteration")
+    ax.set_ylabel(f"mean training return ({window}-iteration moving average)")
+    ax.set_title(title or "training curves")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Mean of the last ``window`` values at each index (fewer at the start)."""
+    sums = np.cumsum(np.insert(values, 0, 0.0))
+    counts = np.minimum(np.arange(1, len(values) + 1), window)
+    return (sums[1:] - sums[np.arange(1, len(values) + 1) - counts]) / counts
 
 
 def plot_navigation_trajectories(

@@ -67,6 +67,26 @@ def test_train_writes_checkpoint_config_and_tensorboard(tmp_path, capsys):
     assert {event.value for event in events.Scalars("trpo/accepted")} <= {0.0, 1.0}
 
 
+def test_curves_prints_block_means_of_the_checkpoint_history_and_plots(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert train(run_dir, iterations=3) == 0
+    history = load_checkpoint(run_dir)["history"]
+    capsys.readouterr()
+    assert main(["curves", str(run_dir), "--block", "2", "-o", str(tmp_path / "curves.png"), "--labels", "tiny"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "tiny: mean training return per 2 iterations"
+    assert lines[1].split() == ["iterations", "before", "adapting", "after", "1", "step"]
+    first, last = lines[2].split(), lines[3].split()
+    assert first[0] == "1-2" and float(first[2]) == pytest.approx(
+        (history[0]["returns/step_1"] + history[1]["returns/step_1"]) / 2, abs=0.006)
+    assert last[0] == "3-3" and float(last[1]) == pytest.approx(history[2]["returns/step_0"], abs=0.006)
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert main(["curves", str(run_dir), str(run_dir), "--labels", "one"]) == 2
+    assert "1 --labels for 2 runs" in capsys.readouterr().err
+    assert main(["curves", str(tmp_path / "nothing")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
 def test_metasgd_adam_logs_step_sizes_and_no_trpo(tmp_path):
     run_dir = tmp_path / "run"
     assert train(run_dir, preset="navigation-metasgd-adam", iterations=1) == 0
