@@ -161,7 +161,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_curves(args: argparse.Namespace) -> int:
     """Training returns of runs, as block means (printed) and a plot (``--output``)."""
-    from meta_rl.plots import block_means, plot_training_curves
+    from meta_rl.plots import block_means, plot_training_curves, step_label
 
     labels = args.labels or [Path(run).name if Path(run).is_dir() else str(run) for run in args.runs]
     if len(labels) != len(args.runs):
@@ -173,7 +173,7 @@ def cmd_curves(args: argparse.Namespace) -> int:
             rows = block_means(history, args.block)
             keys = list(rows[0][2])
             print(f"{label}: mean training return per {args.block} iterations")
-            print(f"  {'iterations':>11s}" + "".join(f" {_step_label(key):>15s}" for key in keys))
+            print(f"  {'iterations':>11s}" + "".join(f" {step_label(key):>15s}" for key in keys))
             for first, last, means in rows:
                 print(f"  {f'{first}-{last}':>11s}" + "".join(f" {means[key]:15.2f}" for key in keys))
             histories.append(history)
@@ -182,12 +182,6 @@ def cmd_curves(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise ConfigError(str(error)) from None
     return 0
-
-
-def _step_label(key: str) -> str:
-    """``returns/step_0`` -> ``before adapting``; ``returns/step_K`` -> ``after K step(s)``."""
-    steps = int(key.rsplit("_", 1)[1])
-    return "before adapting" if steps == 0 else f"after {steps} step{'s' if steps != 1 else ''}"
 
 
 def build_parser() -> argparse.ArgumentParser:

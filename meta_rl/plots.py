@@ -69,6 +69,12 @@ def return_keys(history: History) -> list[str]:
     return sorted(history[0], key=lambda key: int(key.rsplit("_", 1)[1]))
 
 
+def step_label(key: str) -> str:
+    """``returns/step_0`` -> ``before adapting``; ``returns/step_K`` -> ``after K step(s)``."""
+    steps = int(key.rsplit("_", 1)[1])
+    return "before adapting" if steps == 0 else f"after {steps} step{'s' if steps != 1 else ''}"
+
+
 def block_means(history: History, block: int) -> list[tuple[int, int, dict[str, float]]]:
     """Mean of every ``returns/step_K`` over consecutive blocks of ``block`` iterations: ``(first, last, means)``
     with 1-based iteration numbers; the last block may be shorter."""
@@ -99,10 +105,10 @@ def plot_training_curves(histories: Sequence[History], labels: Sequence[str], pa
         before = np.array([h[keys[0]] for h in history])
         ax.plot(iterations, after, color=color, alpha=0.2, linewidth=0.8)
         ax.plot(iterations, _moving_average(after, window), color=color, linewidth=2.0,
-                label=f"{label}, after {len(keys) - 1} step{'s' if len(keys) != 2 else ''}" if len(keys) > 1 else label)
+                label=f"{label}, {step_label(keys[-1])}" if len(keys) > 1 else label)
         if len(keys) > 1:
             ax.plot(iterations, _moving_average(before, window), color=color, linestyle="--", linewidth=1.2,
-                    label=f"{label}, before adapting")
+                    label=f"{label}, {step_label(keys[0])}")
     ax.set_xlabel("meta-iteration")
     ax.set_ylabel(f"mean training return ({window}-iteration moving average)")
     ax.set_title(title or "training curves")
