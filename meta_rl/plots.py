@@ -66,12 +66,17 @@ def return_keys(history: History) -> list[str]:
     """The ``returns/step_K`` statistics of a training history, by K: before adaptation first, the query last."""
     if not history:
         raise ValueError("the training history is empty: the run has not finished an iteration yet")
-    return sorted(history[0], key=lambda key: int(key.rsplit("_", 1)[1]))
+    return sorted(history[0], key=_step_number)
+
+
+def _step_number(key: str) -> int:
+    """``returns/step_K`` -> K."""
+    return int(key.rsplit("_", 1)[1])
 
 
 def step_label(key: str) -> str:
     """``returns/step_0`` -> ``before adapting``; ``returns/step_K`` -> ``after K step(s)``."""
-    steps = int(key.rsplit("_", 1)[1])
+    steps = _step_number(key)
     return "before adapting" if steps == 0 else f"after {steps} step{'s' if steps != 1 else ''}"
 
 
@@ -120,9 +125,10 @@ def plot_training_curves(histories: Sequence[History], labels: Sequence[str], pa
 
 def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
     """Mean of the last ``window`` values at each index (fewer at the start)."""
-    sums = np.cumsum(np.insert(values, 0, 0.0))
-    counts = np.minimum(np.arange(1, len(values) + 1), window)
-    return (sums[1:] - sums[np.arange(1, len(values) + 1) - counts]) / counts
+    sums = np.cumsum(np.insert(values, 0, 0.0))  # sums[i]: the first i values
+    ends = np.arange(1, len(values) + 1)
+    counts = np.minimum(ends, window)
+    return (sums[ends] - sums[ends - counts]) / counts
 
 
 def plot_navigation_trajectories(
