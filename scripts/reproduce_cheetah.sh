@@ -2,8 +2,9 @@
 # Reproduce the README's half-cheetah tables: train every method, evaluate on 40 held-out tasks, plot.
 #   bash scripts/reproduce_cheetah.sh vel           # target velocity, Gymnasium's control rate (frame_skip 5)
 #   bash scripts/reproduce_cheetah.sh dir paper     # direction, the paper's rllab control rate (frame_skip 1)
-# Further arguments are config overrides for every training, e.g. outer.fvp_subsample=0.25 (what the README's runs
-# used, to fit a run in under two hours on 2 cores). Runs go to runs/cheetah-FAMILY-METHOD[-paper] (this script
+# Further arguments are config overrides for every training, e.g. outer.fvp_subsample=0.25 (what most of the
+# README's runs used, to fit a run in under two hours on 2 cores; it suits velocity, but on direction the MAML run
+# declined late, which the exact Fisher, the default, does not: see the README). Runs go to runs/cheetah-FAMILY-METHOD[-paper] (this script
 # resumes them; each keeps a checkpoint-ITERATION.pt every 25 iterations, so an earlier iteration can be evaluated),
 # results to results/. One training at a time: each uses every core.
 set -euo pipefail
