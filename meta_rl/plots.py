@@ -24,7 +24,7 @@ def plot_adaptation_curves(results: Sequence[dict[str, Any]], path: str | Path, 
         raise ValueError("no evaluation results to plot")
     labels = list(labels) if labels else [r.get("label") or r.get("algorithm", f"run {i}") for i, r in
                                           enumerate(results)]
-    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    fig, ax = plt.subplots(figsize=(8.0, 4.0))
     for result, label in zip(results, labels, strict=True):
         mean = np.asarray(result["returns"]["mean"])
         stderr = np.asarray(result["returns"]["stderr"])
@@ -38,7 +38,7 @@ def plot_adaptation_curves(results: Sequence[dict[str, Any]], path: str | Path, 
     ax.set_xticks(np.arange(max(len(r["returns"]["mean"]) for r in results)))
     ax.set_title(title or results[0].get("env", ""))
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)  # beside the axes: it hides no curve
     fig.tight_layout()
     return _save(fig, path)
 
