@@ -4,7 +4,7 @@
 #   bash scripts/reproduce_cheetah.sh dir paper     # direction, the paper's rllab control rate (frame_skip 1)
 # Further arguments are config overrides for every training, e.g. outer.fvp_subsample=0.25 (what most of the
 # README's runs used, to fit a run in under two hours on 2 cores; it suits velocity, but on direction the MAML run
-# declined late, which the exact Fisher, the default, does not: see the README). For direction, outer.max_kl=0.02 is
+# declined late, far more than with the exact Fisher, the default: see the README). For direction, outer.max_kl=0.02 is
 # the setting of the policy the authors' test script evaluated (the paper's text says 0.01); with the exact Fisher
 # it came closest to the paper's numbers (README); passed here it also applies to the baselines, which they
 # trained with 0.01. Runs go to runs/cheetah-FAMILY-METHOD[-paper] (this script
