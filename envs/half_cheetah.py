@@ -50,6 +50,7 @@ __all__ = [
     "HalfCheetahVelOracleEnv",
     "HalfCheetahVelOracleVectorEnv",
     "HalfCheetahVelVectorEnv",
+    "centre_of_mass_speed",
 ]
 
 CTRL_COST_WEIGHT = 0.05
@@ -77,6 +78,24 @@ def _without_settotalmass_warning() -> Iterator[None]:
         mujoco.set_mju_user_warning(previous)
 
 
+def centre_of_mass_speed(model: mujoco.MjModel, data: mujoco.MjData, *, scratch: mujoco.MjData | None = None) -> float:
+    """Forward (x) velocity of the whole cheetah's centre of mass in ``data``'s state: the MAML paper's rllab
+    speed measure, where ours is the torso's x displacement per env step. ``data`` is left untouched (the
+    derived quantities are computed on ``scratch``, a fresh ``MjData`` unless given, e.g. to reuse one)."""
+    scratch = mujoco.MjData(model) if scratch is None else scratch
+    scratch.qpos[:] = data.qpos
+    scratch.qvel[:] = data.qvel
+    mujoco.mj_forward(model, scratch)
+    mujoco.mj_subtreeVel(model, scratch)
+    return float(scratch.subtree_linvel[model.body("torso").id, 0])
+
+
+def _check_bool(value: Any, name: str, who: str) -> None:
+    """Refuse anything but a bool (a YAML string "false" would otherwise count as true)."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{who}: {name} must be true or false, got {value!r}")
+
+
 def velocity_reward(speed: np.ndarray | float, target: np.ndarray | float) -> np.ndarray | float:
     """Forward reward of the velocity family: minus the distance between the speed and the target speed."""
     return -np.abs(speed - target)
@@ -101,14 +120,18 @@ class _HalfCheetahTaskEnv(HalfCheetahEnv, TaskEnvMixin):
         ctrl_cost_weight: float = CTRL_COST_WEIGHT,
         reset_noise_scale: float = 0.1,
         frame_skip: int = DEFAULT_FRAME_SKIP,
+        exclude_current_positions_from_observation: bool = True,
         render_mode: str | None = None,
     ) -> None:
         frame_skip = check_positive_int(frame_skip, "frame_skip", type(self).__name__, _FRAME_SKIP_HINT)
+        _check_bool(exclude_current_positions_from_observation, "exclude_current_positions_from_observation",
+                    type(self).__name__)
         self.task_space = spaces.Box(self.task_low, self.task_high, shape=(1,), dtype=np.float64)
         self._task = np.array([self.default_task])
         with _without_settotalmass_warning():
             super().__init__(ctrl_cost_weight=ctrl_cost_weight, reset_noise_scale=reset_noise_scale,
-                             frame_skip=frame_skip, render_mode=render_mode)
+                             frame_skip=frame_skip, render_mode=render_mode,
+                             exclude_current_positions_from_observation=exclude_current_positions_from_observation)
         if self.observe_task:
             self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self.observation_space.shape[0] + 1,),
                                                 dtype=np.float64)
@@ -152,6 +175,8 @@ class HalfCheetahVelEnv(_HalfCheetahTaskEnv):
     :param ctrl_cost_weight: weight of the squared-action cost (0.05).
     :param reset_noise_scale: scale of the start-state noise, as Gymnasium's half-cheetah (0.1).
     :param frame_skip: physics steps of 0.01 s per env step (Gymnasium's 5; the paper's rllab cheetah: 1).
+    :param exclude_current_positions_from_observation: as Gymnasium's: False puts the x position first in the
+        observation (18 numbers; rllab's cheetah observed its centre of mass, x included).
     :param render_mode: any of Gymnasium's half-cheetah render modes, or None.
     """
 
@@ -181,6 +206,8 @@ class HalfCheetahDirEnv(_HalfCheetahTaskEnv):
     :param ctrl_cost_weight: weight of the squared-action cost (0.05).
     :param reset_noise_scale: scale of the start-state noise, as Gymnasium's half-cheetah (0.1).
     :param frame_skip: physics steps of 0.01 s per env step (Gymnasium's 5; the paper's rllab cheetah: 1).
+    :param exclude_current_positions_from_observation: as Gymnasium's: False puts the x position first in the
+        observation (18 numbers; rllab's cheetah observed its centre of mass, x included).
     :param render_mode: any of Gymnasium's half-cheetah render modes, or None.
     """
 
@@ -229,6 +256,7 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
     :param ctrl_cost_weight: weight of the squared-action cost (0.05).
     :param reset_noise_scale: scale of the start-state noise (0.1).
     :param frame_skip: physics steps of 0.01 s per env step (5).
+    :param exclude_current_positions_from_observation: False puts the x position first in the observation.
     :param num_threads: threads stepping the physics; default (None or 0) every core this process may use.
     :param render_mode: only None.
     """
@@ -245,6 +273,7 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
         ctrl_cost_weight: float = CTRL_COST_WEIGHT,
         reset_noise_scale: float = 0.1,
         frame_skip: int = DEFAULT_FRAME_SKIP,
+        exclude_current_positions_from_observation: bool = True,
         num_threads: int | None = None,
         render_mode: str | None = None,
     ) -> None:
@@ -257,8 +286,10 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
             num_threads = default_num_threads()
         if isinstance(num_threads, bool) or not isinstance(num_threads, int | np.integer) or num_threads < 0:
             raise ValueError(f"{who}: num_threads must be a non-negative int (0 = all cores), got {num_threads!r}")
-        reference = self.single_env_class(ctrl_cost_weight=ctrl_cost_weight, reset_noise_scale=reset_noise_scale,
-                                          frame_skip=frame_skip)
+        reference = self.single_env_class(
+            ctrl_cost_weight=ctrl_cost_weight, reset_noise_scale=reset_noise_scale, frame_skip=frame_skip,
+            exclude_current_positions_from_observation=exclude_current_positions_from_observation,
+        )
         self._init_vector(
             num_envs, max_episode_steps, autoreset_mode, reference.observation_space, reference.action_space,
             reference.task_space, task, reference.task,
@@ -269,6 +300,7 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
         self.num_threads = int(num_threads)
         nq, nv = self.model.nq, self.model.nv
         self._init_qpos, self._init_qvel = reference.init_qpos.copy(), reference.init_qvel.copy()
+        self._observed_qpos = slice(1 if exclude_current_positions_from_observation else 0, None)
         self._qpos = slice(1, 1 + nq)  # layout of mjSTATE_FULLPHYSICS: time, qpos, qvel, then the rest
         self._qvel = slice(1 + nq, 1 + nq + nv)
 
@@ -306,7 +338,7 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
             state[self._qvel] = self._init_qvel + scale * rng.standard_normal(self.model.nv)
 
     def _observations(self) -> np.ndarray:
-        parts = [self._state[:, self._qpos][:, 1:], self._state[:, self._qvel]]
+        parts = [self._state[:, self._qpos][:, self._observed_qpos], self._state[:, self._qvel]]
         if self.single_env_class.observe_task:
             parts.append(self._tasks)
         return np.concatenate(parts, axis=1)

@@ -7,6 +7,7 @@ import os
 import warnings
 
 import gymnasium
+import mujoco
 import numpy as np
 import pytest
 import torch
@@ -22,6 +23,7 @@ from meta_rl_envs import (
     HalfCheetahVelVectorEnv,
     make_task_vec,
 )
+from meta_rl_envs.half_cheetah import centre_of_mass_speed
 
 VEL_ID = "meta_rl/HalfCheetahVel-v0"
 DIR_ID = "meta_rl/HalfCheetahDir-v0"
@@ -201,6 +203,38 @@ def test_oracle_observation_is_the_plain_observation_plus_the_task() -> None:
     assert oracle_reward == reward
 
 
+def test_centre_of_mass_speed_is_the_rate_of_the_centre_of_mass() -> None:
+    """The paper's speed measure against finite differences of the whole body's centre of mass; it differs from
+    the torso's speed (ours) by far more than the tolerance, so a mix-up fails."""
+    env = gymnasium.make(VEL_ID, frame_skip=1).unwrapped
+    env.reset(seed=0)
+    scratch = mujoco.MjData(env.model)
+    torso = env.model.body("torso").id
+
+    def centre_of_mass_x() -> float:
+        scratch.qpos[:], scratch.qvel[:] = env.data.qpos, env.data.qvel
+        mujoco.mj_kinematics(env.model, scratch)
+        mujoco.mj_comPos(env.model, scratch)
+        return float(scratch.subtree_com[torso, 0])
+
+    rng = np.random.default_rng(0)
+    errors, torso_differences = [], []
+    previous = centre_of_mass_x()
+    for _ in range(300):
+        *_, info = env.step(rng.uniform(-1.0, 1.0, ACTION_DIM))
+        fields = ("qpos", "qvel", "qacc", "qacc_warmstart", "subtree_linvel")
+        untouched = {name: getattr(env.data, name).copy() for name in fields}
+        speed = centre_of_mass_speed(env.model, env.data)
+        for name in fields:  # read from a scratch copy: the env's own data (and its next step) unchanged
+            np.testing.assert_array_equal(getattr(env.data, name), untouched[name])
+        current = centre_of_mass_x()
+        errors.append(abs((current - previous) / env.dt - speed))
+        torso_differences.append(abs(info["x_velocity"] - speed))
+        previous = current
+    assert max(errors) < 0.05 and np.mean(errors) < 0.01
+    assert np.mean(torso_differences) > 0.1
+
+
 def test_single_env_reset_info_holds_the_task() -> None:
     env = make_single(VEL_ID, [0.4])
     _, info = env.reset(seed=0)
@@ -211,18 +245,21 @@ def test_single_env_reset_info_holds_the_task() -> None:
 
 
 @pytest.mark.parametrize(
-    ("env_id", "frame_skip"), [(env_id, 5) for env_id in ALL_IDS] + [(VEL_ID, 1), (DIR_ORACLE_ID, 1), (DIR_ID, 3)]
+    ("env_id", "frame_skip", "observe_x"),
+    [(env_id, 5, False) for env_id in ALL_IDS] + [(VEL_ID, 1, False), (DIR_ORACLE_ID, 1, True), (DIR_ID, 3, True)],
 )
-def test_vector_env_matches_sync_vector_env_next_step(env_id: str, frame_skip: int) -> None:
+def test_vector_env_matches_sync_vector_env_next_step(env_id: str, frame_skip: int, observe_x: bool) -> None:
     tasks = tasks_for(env_id)
-    native = make_task_vec(env_id, NUM_ENVS, max_episode_steps=HORIZON, num_threads=2, frame_skip=frame_skip)
+    kwargs = {"frame_skip": frame_skip, "exclude_current_positions_from_observation": not observe_x}
+    native = make_task_vec(env_id, NUM_ENVS, max_episode_steps=HORIZON, num_threads=2, **kwargs)
     assert type(native) is VECTOR_CLASSES[env_id]
     assert native.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
     assert native.dt == pytest.approx(0.01 * frame_skip)
     native.set_tasks(tasks)
-    reference = make_reference(env_id, tasks, frame_skip=frame_skip)
+    reference = make_reference(env_id, tasks, **kwargs)
     assert reference.envs[0].unwrapped.dt == native.dt
     assert native.observation_space == reference.observation_space
+    assert native.single_observation_space.shape[0] == OBS_DIM + observe_x + (env_id in ORACLE_IDS)
     assert native.action_space == reference.action_space
 
     obs, info = native.reset(seed=10)
@@ -399,6 +436,10 @@ def test_bad_constructor_arguments() -> None:
             gymnasium.make(VEL_ID, frame_skip=bad)
         with pytest.raises(ValueError, match=rf"frame_skip must be a positive int.*got {bad!r}"):
             make_task_vec(DIR_ID, 2, frame_skip=bad, num_threads=1)
+    for make in (lambda **kw: gymnasium.make(VEL_ID, **kw), lambda **kw: make_task_vec(DIR_ID, 2, **kw)):
+        with pytest.raises(ValueError, match=r"exclude_current_positions_from_observation must be true or false, "
+                                             r"got 'false'"):
+            make(exclude_current_positions_from_observation="false")
     with pytest.raises(ValueError, match=r"num_threads must be a non-negative int.*-1"):
         make_task_vec(VEL_ID, 2, num_threads=-1)
     with pytest.raises(ValueError, match=r"num_threads must be a non-negative int.*1\.5"):
