@@ -39,7 +39,7 @@ from gymnasium.vector import AutoresetMode
 from mujoco import rollout
 
 from meta_rl_envs.base import TaskEnvMixin, describe_env, validate_tasks
-from meta_rl_envs.vector import NativeTaskVectorEnv, check_positive_int
+from meta_rl_envs.vector import NativeTaskVectorEnv, check_bool, check_positive_int
 
 __all__ = [
     "HalfCheetahDirEnv",
@@ -90,12 +90,6 @@ def centre_of_mass_speed(model: mujoco.MjModel, data: mujoco.MjData, *, scratch:
     return float(scratch.subtree_linvel[model.body("torso").id, 0])
 
 
-def _check_bool(value: Any, name: str, who: str) -> None:
-    """Refuse anything but a bool (a YAML string "false" would otherwise count as true)."""
-    if not isinstance(value, bool | np.bool_):
-        raise ValueError(f"{who}: {name} must be true or false, got {value!r}")
-
-
 def velocity_reward(speed: np.ndarray | float, target: np.ndarray | float) -> np.ndarray | float:
     """Forward reward of the velocity family: minus the distance between the speed and the target speed."""
     return -np.abs(speed - target)
@@ -124,8 +118,8 @@ class _HalfCheetahTaskEnv(HalfCheetahEnv, TaskEnvMixin):
         render_mode: str | None = None,
     ) -> None:
         frame_skip = check_positive_int(frame_skip, "frame_skip", type(self).__name__, _FRAME_SKIP_HINT)
-        _check_bool(exclude_current_positions_from_observation, "exclude_current_positions_from_observation",
-                    type(self).__name__)
+        check_bool(exclude_current_positions_from_observation, "exclude_current_positions_from_observation",
+                   type(self).__name__)
         self.task_space = spaces.Box(self.task_low, self.task_high, shape=(1,), dtype=np.float64)
         self._task = np.array([self.default_task])
         with _without_settotalmass_warning():
@@ -300,8 +294,8 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
         self.num_threads = int(num_threads)
         nq, nv = self.model.nq, self.model.nv
         self._init_qpos, self._init_qvel = reference.init_qpos.copy(), reference.init_qvel.copy()
-        self._observed_qpos = slice(1 if exclude_current_positions_from_observation else 0, None)
         self._qpos = slice(1, 1 + nq)  # layout of mjSTATE_FULLPHYSICS: time, qpos, qvel, then the rest
+        self._observed_qpos = slice(2 if exclude_current_positions_from_observation else 1, 1 + nq)  # x is qpos[0]
         self._qvel = slice(1 + nq, 1 + nq + nv)
 
         spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
@@ -338,7 +332,7 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
             state[self._qvel] = self._init_qvel + scale * rng.standard_normal(self.model.nv)
 
     def _observations(self) -> np.ndarray:
-        parts = [self._state[:, self._qpos][:, self._observed_qpos], self._state[:, self._qvel]]
+        parts = [self._state[:, self._observed_qpos], self._state[:, self._qvel]]
         if self.single_env_class.observe_task:
             parts.append(self._tasks)
         return np.concatenate(parts, axis=1)

@@ -65,6 +65,13 @@ def check_positive_int(value: Any, name: str, who: str, hint: str = "") -> int:
     return int(value)
 
 
+def check_bool(value: Any, name: str, who: str) -> bool:
+    """``value`` if it is a bool, else a ``ValueError`` naming it (a string such as "false" would count as true)."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{who}: {name} must be true or false, got {value!r}")
+    return bool(value)
+
+
 class NativeTaskVectorEnv(VectorEnv, VectorTaskEnvMixin):
     """Base of the native vector envs: time limit, autoreset, seeding and ``reset_mask`` as ``SyncVectorEnv``.
 
