@@ -21,7 +21,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from meta_rl_envs.base import TaskEnvMixin, describe_env
-from meta_rl_envs.vector import NativeTaskVectorEnv
+from meta_rl_envs.vector import NativeTaskVectorEnv, check_bool
 
 __all__ = ["Navigation2DEnv", "Navigation2DOracleEnv", "Navigation2DOracleVectorEnv", "Navigation2DVectorEnv"]
 
@@ -103,7 +103,7 @@ class Navigation2DEnv(gymnasium.Env, TaskEnvMixin):
     ) -> None:
         _check_render_mode(render_mode, type(self).__name__)
         self.render_mode = render_mode
-        self.normalized_actions = bool(normalized_actions)
+        self.normalized_actions = check_bool(normalized_actions, "normalized_actions", type(self).__name__)
         self.task_space = _task_space(goal_low, goal_high, type(self).__name__)
         self.observation_space = _observation_space()
         self.action_space = _action_space(self.normalized_actions)
@@ -170,7 +170,7 @@ class Navigation2DVectorEnv(NativeTaskVectorEnv):
                 "max_episode_steps, goal_low, goal_high, autoreset_mode, task, render_mode, normalized_actions"
             )
         _check_render_mode(render_mode, who)
-        self.normalized_actions = bool(normalized_actions)
+        self.normalized_actions = check_bool(normalized_actions, "normalized_actions", who)
         task_space = _task_space(goal_low, goal_high, who)
         self._init_vector(
             num_envs, max_episode_steps, autoreset_mode, _observation_space(),
