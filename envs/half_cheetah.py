@@ -12,6 +12,11 @@ clamps it as well), so the control cost is that of the applied torque, as in the
 ``ctrl_cost_weight`` is 0.05. There is no termination; episodes are truncated at 200 steps by default
 (``max_episode_steps``; many reproductions use 100).
 
+The start state is Gymnasium's (``reset_noise="gymnasium"``: positions + uniform noise in
+[-reset_noise_scale, reset_noise_scale], velocities + reset_noise_scale * standard normal) or rllab's, the MAML
+paper's (``reset_noise="rllab"``: positions + 0.01 * standard normal, velocities + 0.1 * standard normal), so
+rllab's start states are ten times closer to rest in position (the torso's pitch included).
+
 ``frame_skip`` is Gymnasium's 5 by default: an env step lasts 0.05 s and a 200-step episode 10 s. The MAML
 paper's rllab cheetah stepped the same model once per env step (0.01 s, so a 200-step episode lasts 2 s and
 starts from rest for a larger share of it); ``frame_skip=1`` gives that control rate.
@@ -58,6 +63,11 @@ CTRL_COST_WEIGHT = 0.05
 
 DEFAULT_FRAME_SKIP = 5
 """Physics steps of 0.01 s per env step: Gymnasium's half-cheetah (the MAML paper's rllab cheetah used 1)."""
+RESET_NOISES = ("gymnasium", "rllab")
+"""Start-state noise: Gymnasium's half-cheetah's, or rllab's ``MujocoEnv`` (the MAML paper's)."""
+RLLAB_QPOS_NOISE, RLLAB_QVEL_NOISE = 0.01, 0.1
+"""Standard deviations of rllab's normal start-state noise on joint positions and velocities."""
+DEFAULT_RESET_NOISE_SCALE = 0.1
 _FRAME_SKIP_HINT = " (physics steps of 0.01 s per env step; Gymnasium's default 5, the MAML paper's 1)"
 
 
@@ -90,6 +100,27 @@ def centre_of_mass_speed(model: mujoco.MjModel, data: mujoco.MjData, *, scratch:
     return float(scratch.subtree_linvel[model.body("torso").id, 0])
 
 
+def check_reset_noise(reset_noise: Any, reset_noise_scale: Any, who: str) -> str:
+    """``reset_noise`` if it is one of :data:`RESET_NOISES`; rllab's noise has fixed scales, so then
+    ``reset_noise_scale`` must stay at its default (else a ``ValueError`` naming the value)."""
+    if not isinstance(reset_noise, str) or reset_noise not in RESET_NOISES:
+        raise ValueError(f"{who}: reset_noise must be one of {', '.join(map(repr, RESET_NOISES))}, got {reset_noise!r}")
+    if reset_noise == "rllab" and reset_noise_scale != DEFAULT_RESET_NOISE_SCALE:
+        raise ValueError(f"{who}: reset_noise_scale={reset_noise_scale!r} applies to reset_noise='gymnasium' only; "
+                         f"rllab's noise is fixed (positions {RLLAB_QPOS_NOISE}, velocities {RLLAB_QVEL_NOISE}, "
+                         "standard deviations)")
+    return reset_noise
+
+
+def start_noise(rng: np.random.Generator, reset_noise: str, scale: float, nq: int,
+                nv: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noise added to the initial joint positions and velocities, drawn from ``rng`` in the same order by the single
+    and the vector env (so both give the same start states for the same seeds)."""
+    if reset_noise == "rllab":
+        return RLLAB_QPOS_NOISE * rng.standard_normal(nq), RLLAB_QVEL_NOISE * rng.standard_normal(nv)
+    return rng.uniform(low=-scale, high=scale, size=nq), scale * rng.standard_normal(nv)
+
+
 def velocity_reward(speed: np.ndarray | float, target: np.ndarray | float) -> np.ndarray | float:
     """Forward reward of the velocity family: minus the distance between the speed and the target speed."""
     return -np.abs(speed - target)
@@ -112,12 +143,14 @@ class _HalfCheetahTaskEnv(HalfCheetahEnv, TaskEnvMixin):
         self,
         task: Any = None,
         ctrl_cost_weight: float = CTRL_COST_WEIGHT,
-        reset_noise_scale: float = 0.1,
+        reset_noise_scale: float = DEFAULT_RESET_NOISE_SCALE,
         frame_skip: int = DEFAULT_FRAME_SKIP,
         exclude_current_positions_from_observation: bool = True,
+        reset_noise: str = "gymnasium",
         render_mode: str | None = None,
     ) -> None:
         frame_skip = check_positive_int(frame_skip, "frame_skip", type(self).__name__, _FRAME_SKIP_HINT)
+        self.reset_noise = check_reset_noise(reset_noise, reset_noise_scale, type(self).__name__)
         check_bool(exclude_current_positions_from_observation, "exclude_current_positions_from_observation",
                    type(self).__name__)
         self.task_space = spaces.Box(self.task_low, self.task_high, shape=(1,), dtype=np.float64)
@@ -133,6 +166,15 @@ class _HalfCheetahTaskEnv(HalfCheetahEnv, TaskEnvMixin):
 
     def _forward_reward(self, speed: float) -> float:
         raise NotImplementedError
+
+    def reset_model(self) -> np.ndarray:
+        """The initial state plus the start-state noise of ``reset_noise`` (see the module docstring)."""
+        if self.reset_noise == "gymnasium":
+            return super().reset_model()
+        qpos_noise, qvel_noise = start_noise(self.np_random, self.reset_noise, self._reset_noise_scale,
+                                             self.model.nq, self.model.nv)
+        self.set_state(self.init_qpos + qpos_noise, self.init_qvel + qvel_noise)
+        return self._get_obs()
 
     def _step_mujoco_simulation(self, ctrl: np.ndarray, n_frames: int) -> None:
         """Clear the solver's warm start, then step as Gymnasium does (see the module docstring)."""
@@ -171,6 +213,8 @@ class HalfCheetahVelEnv(_HalfCheetahTaskEnv):
     :param frame_skip: physics steps of 0.01 s per env step (Gymnasium's 5; the paper's rllab cheetah: 1).
     :param exclude_current_positions_from_observation: as Gymnasium's: False puts the x position first in the
         observation (18 numbers; rllab's cheetah observed its centre of mass, x included).
+    :param reset_noise: start-state noise, ``"gymnasium"`` (scaled by ``reset_noise_scale``) or ``"rllab"`` (the
+        MAML paper's: normal, 0.01 on positions and 0.1 on velocities).
     :param render_mode: any of Gymnasium's half-cheetah render modes, or None.
     """
 
@@ -202,6 +246,8 @@ class HalfCheetahDirEnv(_HalfCheetahTaskEnv):
     :param frame_skip: physics steps of 0.01 s per env step (Gymnasium's 5; the paper's rllab cheetah: 1).
     :param exclude_current_positions_from_observation: as Gymnasium's: False puts the x position first in the
         observation (18 numbers; rllab's cheetah observed its centre of mass, x included).
+    :param reset_noise: start-state noise, ``"gymnasium"`` (scaled by ``reset_noise_scale``) or ``"rllab"`` (the
+        MAML paper's: normal, 0.01 on positions and 0.1 on velocities).
     :param render_mode: any of Gymnasium's half-cheetah render modes, or None.
     """
 
@@ -251,6 +297,7 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
     :param reset_noise_scale: scale of the start-state noise (0.1).
     :param frame_skip: physics steps of 0.01 s per env step (5).
     :param exclude_current_positions_from_observation: False puts the x position first in the observation.
+    :param reset_noise: start-state noise, ``"gymnasium"`` or ``"rllab"``, as the single env.
     :param num_threads: threads stepping the physics; default (None or 0) every core this process may use.
     :param render_mode: only None.
     """
@@ -265,9 +312,10 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         task: Any = None,
         ctrl_cost_weight: float = CTRL_COST_WEIGHT,
-        reset_noise_scale: float = 0.1,
+        reset_noise_scale: float = DEFAULT_RESET_NOISE_SCALE,
         frame_skip: int = DEFAULT_FRAME_SKIP,
         exclude_current_positions_from_observation: bool = True,
+        reset_noise: str = "gymnasium",
         num_threads: int | None = None,
         render_mode: str | None = None,
     ) -> None:
@@ -283,6 +331,7 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
         reference = self.single_env_class(
             ctrl_cost_weight=ctrl_cost_weight, reset_noise_scale=reset_noise_scale, frame_skip=frame_skip,
             exclude_current_positions_from_observation=exclude_current_positions_from_observation,
+            reset_noise=reset_noise,
         )
         self._init_vector(
             num_envs, max_episode_steps, autoreset_mode, reference.observation_space, reference.action_space,
@@ -291,6 +340,7 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
         self.model = reference.model
         self.frame_skip, self.dt = reference.frame_skip, reference.dt
         self.ctrl_cost_weight, self.reset_noise_scale = float(ctrl_cost_weight), float(reset_noise_scale)
+        self.reset_noise = reference.reset_noise
         self.num_threads = int(num_threads)
         nq, nv = self.model.nq, self.model.nv
         self._init_qpos, self._init_qvel = reference.init_qpos.copy(), reference.init_qvel.copy()
@@ -322,14 +372,14 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
         raise NotImplementedError
 
     def _reset_subenvs(self, mask: np.ndarray) -> None:
-        """Fresh start states for ``mask``, noise drawn as the single env draws it (uniform qpos, normal qvel)."""
-        scale = self.reset_noise_scale
+        """Fresh start states for ``mask``, noise drawn as the single env draws it."""
         for i in np.flatnonzero(mask):
-            rng = self.sub_env_rngs[i]
+            qpos_noise, qvel_noise = start_noise(self.sub_env_rngs[i], self.reset_noise, self.reset_noise_scale,
+                                                 self.model.nq, self.model.nv)
             state = self._state[i]
             state[:] = self._start_state
-            state[self._qpos] = self._init_qpos + rng.uniform(low=-scale, high=scale, size=self.model.nq)
-            state[self._qvel] = self._init_qvel + scale * rng.standard_normal(self.model.nv)
+            state[self._qpos] = self._init_qpos + qpos_noise
+            state[self._qvel] = self._init_qvel + qvel_noise
 
     def _observations(self) -> np.ndarray:
         parts = [self._state[:, self._observed_qpos], self._state[:, self._qvel]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Any
 
 import gymnasium
 import mujoco
@@ -241,16 +242,46 @@ def test_single_env_reset_info_holds_the_task() -> None:
     np.testing.assert_array_equal(info["task"], [0.4])
 
 
+def _start_offsets(env_id: str, episodes: int, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Start positions and velocities minus the model's initial ones, over ``episodes`` resets."""
+    env = gymnasium.make(env_id, **kwargs).unwrapped
+    qpos, qvel = [], []
+    for seed in range(episodes):
+        env.reset(seed=seed)
+        qpos.append(env.data.qpos - env.init_qpos)
+        qvel.append(env.data.qvel - env.init_qvel)
+    env.close()
+    return np.array(qpos), np.array(qvel)
+
+
+def test_rllab_start_noise_is_normal_with_rllabs_scales() -> None:
+    qpos, qvel = _start_offsets(VEL_ID, 400, reset_noise="rllab")
+    assert qpos.std() == pytest.approx(0.01, rel=0.05) and qvel.std() == pytest.approx(0.1, rel=0.05)
+    assert np.abs(qpos).max() > 0.03  # normal tails: 3 standard deviations are passed among 3600 draws
+    gym_qpos, gym_qvel = _start_offsets(VEL_ID, 400)  # Gymnasium's: uniform in [-0.1, 0.1], std 0.1 / sqrt(3)
+    assert np.abs(gym_qpos).max() <= 0.1 and gym_qpos.std() == pytest.approx(0.1 / np.sqrt(3), rel=0.05)
+    assert gym_qvel.std() == pytest.approx(0.1, rel=0.05)
+    reference = gymnasium.make("HalfCheetah-v5").unwrapped  # the default is Gymnasium's own reset, draw for draw
+    reference.reset(seed=3)
+    env = gymnasium.make(VEL_ID).unwrapped
+    env.reset(seed=3)
+    np.testing.assert_array_equal(env.data.qpos, reference.data.qpos)
+    np.testing.assert_array_equal(env.data.qvel, reference.data.qvel)
+
+
 # ----------------------------------------------------------------------------------------- vector env
 
 
 @pytest.mark.parametrize(
-    ("env_id", "frame_skip", "observe_x"),
-    [(env_id, 5, False) for env_id in ALL_IDS] + [(VEL_ID, 1, False), (DIR_ORACLE_ID, 1, True), (DIR_ID, 3, True)],
+    ("env_id", "frame_skip", "observe_x", "reset_noise"),
+    [(env_id, 5, False, "gymnasium") for env_id in ALL_IDS]
+    + [(VEL_ID, 1, False, "rllab"), (DIR_ORACLE_ID, 1, True, "gymnasium"), (DIR_ID, 3, True, "rllab")],
 )
-def test_vector_env_matches_sync_vector_env_next_step(env_id: str, frame_skip: int, observe_x: bool) -> None:
+def test_vector_env_matches_sync_vector_env_next_step(env_id: str, frame_skip: int, observe_x: bool,
+                                                      reset_noise: str) -> None:
     tasks = tasks_for(env_id)
-    kwargs = {"frame_skip": frame_skip, "exclude_current_positions_from_observation": not observe_x}
+    kwargs = {"frame_skip": frame_skip, "exclude_current_positions_from_observation": not observe_x,
+              "reset_noise": reset_noise}
     native = make_task_vec(env_id, NUM_ENVS, max_episode_steps=HORIZON, num_threads=2, **kwargs)
     assert type(native) is VECTOR_CLASSES[env_id]
     assert native.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
@@ -440,6 +471,11 @@ def test_bad_constructor_arguments() -> None:
         with pytest.raises(ValueError, match=r"exclude_current_positions_from_observation must be true or false, "
                                              r"got 'false'"):
             make(exclude_current_positions_from_observation="false")
+    for make in (lambda **kw: gymnasium.make(DIR_ID, **kw), lambda **kw: make_task_vec(VEL_ID, 2, **kw)):
+        with pytest.raises(ValueError, match=r"reset_noise must be one of 'gymnasium', 'rllab', got 'mujoco'"):
+            make(reset_noise="mujoco")
+        with pytest.raises(ValueError, match=r"reset_noise_scale=0.05 applies to reset_noise='gymnasium' only"):
+            make(reset_noise="rllab", reset_noise_scale=0.05)
     with pytest.raises(ValueError, match=r"num_threads must be a non-negative int.*-1"):
         make_task_vec(VEL_ID, 2, num_threads=-1)
     with pytest.raises(ValueError, match=r"num_threads must be a non-negative int.*1\.5"):
