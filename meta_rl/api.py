@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +181,14 @@ class MetaPolicy:
     def env_id(self) -> str:
         """The task family this meta-policy was trained on."""
         return self.config.env.id
+
+    def with_env_kwargs(self, **changes: Any) -> MetaPolicy:
+        """The same meta-policy in its family with some env keyword arguments changed (e.g. another start-state
+        noise, to see what an env detail is worth without retraining); checked as a config's env kwargs are, so a
+        bad name or value raises :class:`~meta_rl.config.ConfigError`."""
+        raw = dataclasses.asdict(self.config)
+        raw["env"]["kwargs"] = {**raw["env"]["kwargs"], **changes}
+        return MetaPolicy(config_from_dict(raw), self.params, self.step_sizes, self.iteration, self.checkpoint)
 
     def step_schedule(self, steps: int) -> list[StepSize]:
         """Step size of each inner step: Meta-SGD's learned ones, or MAML's alpha then alpha / 2."""

@@ -66,6 +66,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     untrained = load_config(args.checkpoint) if args.random else None
     schedule = parse_task(args.step_schedule, "--step-schedule") if args.step_schedule else None
+    env_kwargs = parse_env_kwargs(args.env_kwarg or [])
     if args.trajectories:  # refuse before evaluating, not after
         saved = None if untrained or args.env else load_checkpoint(args.checkpoint)["config"]
         env_id = args.env or (untrained.env.id if untrained else saved["env"]["id"])
@@ -75,7 +76,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         result = evaluate(None if args.random else args.checkpoint, num_tasks=args.tasks,
                           grad_steps=args.grad_steps, episodes=args.episodes, seed=args.seed,
                           step_schedule=schedule, progress=not args.no_progress, env_id=args.env,
-                          untrained=untrained)
+                          untrained=untrained, env_kwargs=env_kwargs)
     except ValueError as error:
         raise ConfigError(str(error)) from None
     print(format_table(result))
@@ -84,7 +85,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"Wrote {args.json}")
     tensorboard = args.tensorboard
     if tensorboard is None and not args.random:
-        tensorboard = default_evaluation_dir(result["checkpoint"], args.seed, schedule)
+        tensorboard = default_evaluation_dir(result["checkpoint"], args.seed, schedule, env_kwargs)
     if tensorboard:
         write_tensorboard(result, tensorboard)
         print(f"TensorBoard: {tensorboard}")
@@ -96,10 +97,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def default_evaluation_dir(checkpoint: str | Path, seed: int, schedule: list[float] | None) -> Path:
+def parse_env_kwargs(items: list[str]) -> dict:
+    """``--env-kwarg NAME=VALUE`` options as a dict, each value parsed as YAML (``true``, ``0.05``, ``rllab``)."""
+    parsed: dict = {}
+    for item in items:
+        name = item.partition("=")[0].strip()
+        if "=" not in item or not name or "." in name:
+            raise ConfigError(f"--env-kwarg {item!r} must look like NAME=VALUE, e.g. reset_noise=rllab")
+        apply_override(parsed, item)
+    return parsed
+
+
+def default_evaluation_dir(checkpoint: str | Path, seed: int, schedule: list[float] | None,
+                           env_kwargs: dict | None = None) -> Path:
     """Where ``evaluate`` writes TensorBoard by default: ``RUN_DIR/evaluation-seedS``, with the snapshot's iteration
-    (``evaluation-iter00250-seedS``) and a ``--step-schedule`` (``...-steps0.02_0.01``) in the name, so evaluations
-    of other snapshots or step sizes do not write their curves over each other."""
+    (``evaluation-iter00250-seedS``), a ``--step-schedule`` (``...-steps0.02_0.01``) and changed env kwargs
+    (``...-env-reset_noise-rllab``) in the name, so evaluations of other snapshots, step sizes or env settings do
+    not write their curves over each other."""
     checkpoint = Path(checkpoint)
     name = f"evaluation-seed{seed}"
     snapshot = checkpoint.stem.removeprefix(SNAPSHOT_PREFIX)
@@ -107,6 +121,8 @@ def default_evaluation_dir(checkpoint: str | Path, seed: int, schedule: list[flo
         name = f"evaluation-iter{snapshot}-seed{seed}"
     if schedule:
         name += "-steps" + "_".join(f"{step:g}" for step in schedule)
+    if env_kwargs:
+        name += "-env-" + "_".join(f"{key}-{value}" for key, value in sorted(env_kwargs.items()))
     return checkpoint.parent / name
 
 
@@ -212,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--step-schedule", help="MAML: step size of each inner step, e.g. 0.1,0.05,0.05 "
                           "(default: alpha, then alpha/2); Meta-SGD always uses its learned step sizes")
     evaluate.add_argument("--env", help="refuse a checkpoint of another task family than this id")
+    evaluate.add_argument("--env-kwarg", action="append", metavar="NAME=VALUE",
+                          help="evaluate with this env keyword argument changed from the training config's, e.g. "
+                          "reset_noise=rllab (repeatable)")
     evaluate.add_argument("--random", action="store_true",
                           help="evaluate a freshly initialised policy of the given preset (the random baseline)")
     evaluate.add_argument("--tensorboard", help="write return vs gradient step here (default RUN_DIR/evaluation-seedS; "

@@ -8,6 +8,7 @@ value and what is allowed, raised before anything runs.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from dataclasses import dataclass, field
@@ -310,6 +311,7 @@ def _check_semantics(config: Config) -> None:
     if not (isinstance(env_class, type) and issubclass(env_class, meta_rl_envs.TaskEnvMixin)):
         raise ConfigError(f"env.id: {config.env.id!r} is not a task family (its environment has no set_task/"
                           f"sample_tasks); task families: {', '.join(known)}")
+    _check_env_kwargs(config.env.id, env_class, config.env.kwargs)
     if config.outer.fvp == "analytic" and config.inner.num_steps > 1:
         raise ConfigError(
             f"outer.fvp: 'analytic' supports inner.num_steps 0 or 1, got inner.num_steps={config.inner.num_steps}; "
@@ -318,6 +320,24 @@ def _check_semantics(config: Config) -> None:
     device = config.device
     if not (device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
         raise ConfigError(f"device: {device!r} is not allowed; expected auto, cpu, cuda or cuda:N")
+
+
+def _check_env_kwargs(env_id: str, env_class: type, kwargs: dict[str, Any]) -> None:
+    """Build the env once with ``kwargs``, so an unknown keyword or a value the env refuses is a
+    :class:`ConfigError` naming it (and the allowed keywords) before any work starts, not a traceback later."""
+    parameters = inspect.signature(env_class.__init__).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    allowed = sorted(name for name, p in parameters.items()
+                     if name not in ("self", "render_mode") and p.kind is not inspect.Parameter.VAR_KEYWORD)
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown and not takes_any:
+        raise ConfigError(f"env.kwargs: unknown keyword(s) {', '.join(map(repr, unknown))} for {env_id!r}; "
+                          f"allowed: {', '.join(allowed)}")
+    try:
+        env = env_class(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"env.kwargs: {error}") from None
+    env.close()
 
 
 def replace_validated(section: Any, prefix: str, **changes: Any) -> Any:

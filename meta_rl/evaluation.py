@@ -40,6 +40,7 @@ def evaluate(
     progress: bool = False,
     env_id: str | None = None,
     untrained: Config | None = None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Adapt a trained meta-policy to ``num_tasks`` held-out tasks and record returns after each step.
 
@@ -49,6 +50,8 @@ def evaluate(
     :param env_id: if given, the checkpoint must be of this task family.
     :param untrained: evaluate a freshly initialised policy for this config instead (the random baseline,
         initialised from ``seed``).
+    :param env_kwargs: env keyword arguments to change from the training config's for this evaluation (e.g.
+        ``{"reset_noise": "rllab"}``); the result keeps them under ``"env_kwargs_changed"``.
     :return: the JSON-serialisable result (see the README), with ``episodes`` kept out of the JSON under
         the key ``"_batches"`` (the adaptation log's episode batches, for plots).
     """
@@ -60,6 +63,8 @@ def evaluate(
     if (checkpoint is None) == (untrained is None):
         raise ValueError("pass exactly one of a checkpoint or an untrained config")
     meta = MetaPolicy.untrained(untrained, seed) if untrained is not None else MetaPolicy.load(checkpoint, env_id)
+    if env_kwargs:
+        meta = meta.with_env_kwargs(**env_kwargs)
     schedule = list(step_schedule) if step_schedule is not None and meta.step_sizes is None else None
     tasks = meta.sample_tasks(num_tasks, np.random.default_rng(seed))
     _, log = meta.adapt_tasks(tasks, grad_steps, episodes, seed=seed, schedule=schedule)
@@ -83,6 +88,8 @@ def evaluate(
         "seed": seed,
         "grad_steps": grad_steps,
         "episodes": episodes,
+        "env_kwargs": dict(meta.config.env.kwargs),
+        "env_kwargs_changed": dict(env_kwargs or {}),
         "_batches": log.episodes,
     }
 
@@ -95,6 +102,9 @@ def format_table(result: dict[str, Any]) -> str:
         f"{len(result['tasks'])} held-out tasks, seed {result['seed']}, {result['episodes']} episodes per step",
         f"{'grad steps':>10}  {'mean return':>12}  {'stderr':>8}",
     ]
+    if result.get("env_kwargs_changed"):
+        changed = ", ".join(f"{k}={v!r}" for k, v in result["env_kwargs_changed"].items())
+        lines.insert(2, f"env kwargs changed from the training config's: {changed}")
     for k, (mean, err) in enumerate(zip(result["returns"]["mean"], result["returns"]["stderr"], strict=True)):
         lines.append(f"{k:>10}  {mean:>12.2f}  {err:>8.2f}")
     return "\n".join(lines)

@@ -199,6 +199,20 @@ def test_bad_override_is_a_config_error_naming_key_value_and_allowed(overrides, 
         load_config("navigation-maml", overrides)
 
 
+@pytest.mark.parametrize(("preset", "override", "pattern"), [
+    ("navigation-maml", "env.kwargs.goal_lo=-1", ordered("env.kwargs", "'goal_lo'", "Navigation2D-v0",
+                                                         "allowed: goal_high, goal_low, normalized_actions, task")),
+    ("navigation-maml", "env.kwargs.normalized_actions=maybe", ordered("env.kwargs", "normalized_actions",
+                                                                       "true or false", "'maybe'")),
+    ("cheetah-vel-maml", "env.kwargs.reset_noise=mujoco", ordered("env.kwargs", "reset_noise", "'gymnasium', "
+                                                                  "'rllab'", "'mujoco'")),
+    ("cheetah-dir-maml", "env.kwargs.frame_skip=0", ordered("env.kwargs", "frame_skip", "positive int", "got 0")),
+])
+def test_bad_env_kwarg_is_a_config_error_before_training(preset, override, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(preset, [override])
+
+
 def test_unknown_env_lists_only_registered_meta_rl_ids():
     with pytest.raises(ConfigError, match=r"registered task families: meta_rl/") as info:
         load_config("navigation-maml", ["env.id=meta_rl/Navigation3D-v0"])
@@ -312,9 +326,10 @@ def test_empty_yaml_file_is_the_defaults(tmp_path):
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_to_yaml_round_trips(tmp_path, name):
+    env_kwargs = "{goal_low: -1.0}" if name.startswith("navigation") else "{frame_skip: 2, reset_noise: rllab}"
     config = load_config(name, [
         "outer.max_kl=0.02", "policy.hidden_sizes=[32, 16]", "inner.first_order=true",
-        "env.kwargs={goal_low: -1.0}", "seed=11", "device=cpu", "gamma=1",
+        f"env.kwargs={env_kwargs}", "seed=11", "device=cpu", "gamma=1",
     ])
     path = tmp_path / "config.yaml"
     path.write_text(config.to_yaml())

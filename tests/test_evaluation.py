@@ -175,3 +175,23 @@ def test_cli_evaluates_a_snapshot_into_its_own_tensorboard_dir(tmp_path):
     first, last = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("1", "2"))
     assert Path(first["checkpoint"]).name == "checkpoint-00001.pt" and Path(last["checkpoint"]).name == "checkpoint.pt"
     assert first["returns"]["mean"] != last["returns"]["mean"]  # iteration 1 and iteration 2 differ
+
+
+def test_cli_env_kwarg_changes_the_env_for_the_evaluation_only(trained, tmp_path, capsys):
+    run_dir, _ = trained
+    common = ["evaluate", str(run_dir), "--tasks", "2", "--grad-steps", "1", "--episodes", "2", "--no-progress",
+              "--seed", "4"]
+    assert main([*common, "--json", str(tmp_path / "plain.json")]) == 0
+    assert main([*common, "--env-kwarg", "normalized_actions=true", "--json", str(tmp_path / "changed.json")]) == 0
+    assert "env kwargs changed from the training config's: normalized_actions=True" in capsys.readouterr().out
+    plain, changed = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("plain", "changed"))
+    assert plain["env_kwargs"] == plain["env_kwargs_changed"] == {}
+    assert changed["env_kwargs"] == changed["env_kwargs_changed"] == {"normalized_actions": True}
+    assert changed["tasks"] == plain["tasks"]
+    assert changed["returns"]["mean"][0] != plain["returns"]["mean"][0]  # actions 10x smaller: other returns
+    assert (run_dir / "evaluation-seed4").is_dir()
+    assert (run_dir / "evaluation-seed4-env-normalized_actions-True").is_dir()
+    assert main([*common, "--env-kwarg", "normalised_actions=true"]) == 2
+    assert "unknown keyword(s) 'normalised_actions'" in capsys.readouterr().err
+    assert main([*common, "--env-kwarg", "normalized_actions"]) == 2
+    assert "must look like NAME=VALUE" in capsys.readouterr().err
