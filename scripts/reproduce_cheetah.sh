@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the README's half-cheetah tables: train every method, evaluate on 40 held-out tasks, plot.
 #   bash scripts/reproduce_cheetah.sh vel           # target velocity, Gymnasium's control rate (frame_skip 5)
-#   bash scripts/reproduce_cheetah.sh dir paper     # direction, the paper's rllab cheetah (frame_skip 1, rllab's reset noise)
+#   bash scripts/reproduce_cheetah.sh dir paper     # direction, the paper's rllab control rate (frame_skip 1)
 # Further arguments are config overrides for every training, e.g. outer.fvp_subsample=0.25 (what most of the
 # README's runs used, to fit a run in under two hours on 2 cores; it suits velocity, but on direction the MAML run
 # declined late, far more than with the exact Fisher, the default: see the README). For direction, outer.max_kl=0.02 is
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 family="${1:-vel}"; shift || true
 case "$family" in vel|dir) ;; *) echo "family must be vel or dir, got '$family'" >&2; exit 2;; esac
 suffix="" title=""
-if [ "${1:-}" = paper ]; then suffix="-paper" title=", frame_skip 1, rllab start"; shift; fi
+if [ "${1:-}" = paper ]; then suffix="-paper" title=", frame_skip 1"; shift; fi
 
 for method in maml metasgd pretrained oracle; do
   run="runs/cheetah-$family-$method$suffix"

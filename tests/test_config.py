@@ -53,9 +53,8 @@ def test_cheetah_presets_have_the_papers_settings(name):
     assert config.policy.hidden_sizes == [100, 100] and config.policy.activation == "relu"
     assert config.inner.algorithm == ("metasgd" if "metasgd" in name else "maml")
     assert config.inner.num_steps == (0 if name in BASELINES else 1)
-    # "-paper": the rllab cheetah's control rate (one 0.01 s physics step per env step) and start-state noise;
-    # else Gymnasium's (5 physics steps, uniform noise)
-    assert config.env.kwargs == ({"frame_skip": 1, "reset_noise": "rllab"} if name.endswith("-paper") else {})
+    # "-paper": the rllab cheetah's control rate, one 0.01 s physics step per env step; else Gymnasium's 5
+    assert config.env.kwargs == ({"frame_skip": 1} if name.endswith("-paper") else {})
 
 
 @pytest.mark.parametrize("name", [name for name in list_presets() if name.startswith("navigation-")])
@@ -296,7 +295,7 @@ def test_paper_presets_are_their_plain_preset_plus_the_papers_settings():
         if name.endswith("-paper"):
             plain = load_config(name.removesuffix("-paper"))
             assert load_config(name) == dataclasses.replace(plain, env=dataclasses.replace(
-                plain.env, kwargs={"frame_skip": 1, "reset_noise": "rllab"}))
+                plain.env, kwargs={"frame_skip": 1}))
 
 
 def test_base_loop_is_a_config_error_showing_the_chain(tmp_path):
