@@ -263,6 +263,22 @@ class MetaPolicy:
         """Tasks from the family's distribution, ``[num_tasks, task_dim]``."""
         return self._family().sample_tasks(num_tasks, rng)
 
+    def check_tasks(self, tasks: Any) -> np.ndarray:
+        """Given tasks (e.g. a fixed held-out set read from a file) as ``[M, task_dim]``, each checked against the
+        family as :meth:`adapt` checks one; a bad one raises ``ValueError`` naming its index and what is allowed."""
+        if not isinstance(tasks, list | tuple | np.ndarray) or (isinstance(tasks, np.ndarray) and tasks.ndim == 0):
+            raise ValueError(f"tasks must be a list of {self.env_id} tasks, got {tasks!r}")
+        rows = list(tasks)
+        if not rows:
+            raise ValueError(f"no tasks given; expected a non-empty list of {self.env_id} tasks")
+        checked = []
+        for index, task in enumerate(rows):
+            try:
+                checked.append(self._validate_task(task))
+            except ValueError as error:
+                raise ValueError(f"task {index} ({task!r}): {error}") from None
+        return np.stack(checked).reshape(len(checked), -1)
+
     def _validate_task(self, task: Any) -> np.ndarray:
         """The task as an array, checked against the family's task space (clear error if malformed)."""
         family = self._family()

@@ -62,11 +62,24 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Adaptation curve of a trained checkpoint (or an untrained policy) on held-out tasks."""
-    from meta_rl.evaluation import evaluate, format_table, plot_trajectories, write_json, write_tensorboard
+    from meta_rl.evaluation import (
+        evaluate,
+        format_table,
+        load_task_file,
+        plot_trajectories,
+        write_json,
+        write_tensorboard,
+    )
 
     untrained = load_config(args.checkpoint) if args.random else None
     schedule = parse_task(args.step_schedule, "--step-schedule") if args.step_schedule else None
     env_kwargs = parse_env_kwargs(args.env_kwarg or [])
+    if args.task_file and args.tasks is not None:
+        raise ConfigError("pass --tasks (draw that many tasks) or --task-file (evaluate on the file's), not both")
+    try:
+        tasks = load_task_file(args.task_file) if args.task_file else None
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     if args.trajectories:  # refuse before evaluating, not after
         saved = None if untrained or args.env else load_checkpoint(args.checkpoint)["config"]
         env_id = args.env or (untrained.env.id if untrained else saved["env"]["id"])
@@ -76,7 +89,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         result = evaluate(None if args.random else args.checkpoint, num_tasks=args.tasks,
                           grad_steps=args.grad_steps, episodes=args.episodes, seed=args.seed,
                           step_schedule=schedule, progress=not args.no_progress, env_id=args.env,
-                          untrained=untrained, env_kwargs=env_kwargs)
+                          untrained=untrained, env_kwargs=env_kwargs, tasks=tasks, task_file=args.task_file)
     except ValueError as error:
         raise ConfigError(str(error)) from None
     print(format_table(result))
@@ -85,7 +98,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"Wrote {args.json}")
     tensorboard = args.tensorboard
     if tensorboard is None and not args.random:
-        tensorboard = default_evaluation_dir(result["checkpoint"], args.seed, schedule, env_kwargs)
+        tensorboard = default_evaluation_dir(result["checkpoint"], args.seed, schedule, env_kwargs, args.task_file)
     if tensorboard:
         write_tensorboard(result, tensorboard)
         print(f"TensorBoard: {tensorboard}")
@@ -109,11 +122,11 @@ def parse_env_kwargs(items: list[str]) -> dict:
 
 
 def default_evaluation_dir(checkpoint: str | Path, seed: int, schedule: list[float] | None,
-                           env_kwargs: dict | None = None) -> Path:
+                           env_kwargs: dict | None = None, task_file: str | Path | None = None) -> Path:
     """Where ``evaluate`` writes TensorBoard by default: ``RUN_DIR/evaluation-seedS``, with the snapshot's iteration
     (``evaluation-iter00250-seedS``), a ``--step-schedule`` (``...-steps0.02_0.01``) and changed env kwargs
-    (``...-env-reset_noise-rllab``) in the name, so evaluations of other snapshots, step sizes or env settings do
-    not write their curves over each other."""
+    (``...-env-reset_noise-rllab``) and a task file's name (``...-tasks-cheetah-vel``) in the name, so evaluations
+    of other snapshots, step sizes, env settings or task sets do not write their curves over each other."""
     checkpoint = Path(checkpoint)
     name = f"evaluation-seed{seed}"
     snapshot = checkpoint.stem.removeprefix(SNAPSHOT_PREFIX)
@@ -123,6 +136,8 @@ def default_evaluation_dir(checkpoint: str | Path, seed: int, schedule: list[flo
         name += "-steps" + "_".join(f"{step:g}" for step in schedule)
     if env_kwargs:
         name += "-env-" + "_".join(f"{key}-{value}" for key, value in sorted(env_kwargs.items()))
+    if task_file:
+        name += f"-tasks-{Path(task_file).stem}"
     return checkpoint.parent / name
 
 
@@ -220,10 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="returns after 0..k inner steps on held-out tasks")
     evaluate.add_argument("checkpoint", help="a run directory (its latest checkpoint) or a checkpoint file; with "
                           "--random, a preset or config file")
-    evaluate.add_argument("--tasks", type=int, default=40, help="held-out tasks (default 40)")
+    evaluate.add_argument("--tasks", type=int, help="held-out tasks to draw with --seed (default 40)")
+    evaluate.add_argument("--task-file", metavar="JSON",
+                          help="evaluate on the tasks in this file instead of drawn ones: a JSON list, or an object "
+                               "with a \"tasks\" list (scripts/paper_test_tasks/ holds the MAML paper's test tasks)")
     evaluate.add_argument("--grad-steps", type=int, default=3, help="inner steps (default 3)")
     evaluate.add_argument("--episodes", type=int, default=20, help="episodes per task per step (default 20)")
-    evaluate.add_argument("--seed", type=int, default=1_000_003, help="held-out task seed (separate from training)")
+    evaluate.add_argument("--seed", type=int, default=1_000_003,
+                          help="seeds the drawn held-out tasks (a stream apart from training's) and the episodes")
     evaluate.add_argument("--json", help="also write the results as JSON to this file")
     evaluate.add_argument("--step-schedule", help="MAML: step size of each inner step, e.g. 0.1,0.05,0.05 "
                           "(default: alpha, then alpha/2); Meta-SGD always uses its learned step sizes")

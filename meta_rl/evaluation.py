@@ -19,6 +19,7 @@ from meta_rl.api import MetaPolicy
 from meta_rl.config import Config
 
 DEFAULT_SEED = 1_000_003  # held-out tasks: a stream no training seed (small integers) reaches
+DEFAULT_NUM_TASKS = 40  # the MAML paper's number of test tasks
 
 
 def method_label(meta: MetaPolicy, untrained: bool = False) -> str:
@@ -32,7 +33,7 @@ def method_label(meta: MetaPolicy, untrained: bool = False) -> str:
 
 def evaluate(
     checkpoint: str | Path | None = None,
-    num_tasks: int = 40,
+    num_tasks: int | None = None,
     grad_steps: int = 3,
     episodes: int = 20,
     seed: int = DEFAULT_SEED,
@@ -41,10 +42,14 @@ def evaluate(
     env_id: str | None = None,
     untrained: Config | None = None,
     env_kwargs: dict[str, Any] | None = None,
+    tasks: Any = None,
+    task_file: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Adapt a trained meta-policy to ``num_tasks`` held-out tasks and record returns after each step.
+    """Adapt a trained meta-policy to held-out tasks and record returns after each step.
 
     :param checkpoint: a run directory or checkpoint file (or ``None`` with ``untrained``).
+    :param num_tasks: how many tasks to draw from the family with ``seed`` (default 40).
+    :param seed: seeds the drawn tasks and the episodes.
     :param step_schedule: MAML's step size per step (default alpha, then alpha / 2); ignored for Meta-SGD,
         which uses its learned step sizes.
     :param env_id: if given, the checkpoint must be of this task family.
@@ -52,11 +57,14 @@ def evaluate(
         initialised from ``seed``).
     :param env_kwargs: env keyword arguments to change from the training config's for this evaluation (e.g.
         ``{"reset_noise": "rllab"}``); the result keeps them under ``"env_kwargs_changed"``.
+    :param tasks: these tasks instead of drawn ones (e.g. the paper's test tasks, :func:`load_task_file`);
+        ``num_tasks``, if given, must be their number.
+    :param task_file: where ``tasks`` came from, recorded in the result as ``"task_file"``.
     :return: the JSON-serialisable result (see the README), with ``episodes`` kept out of the JSON under
         the key ``"_batches"`` (the adaptation log's episode batches, for plots).
     """
     for name, value in (("num_tasks", num_tasks), ("episodes", episodes)):
-        if value < 1:
+        if value is not None and value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     if grad_steps < 0:
         raise ValueError(f"grad_steps must be >= 0, got {grad_steps}")
@@ -66,7 +74,13 @@ def evaluate(
     if env_kwargs:
         meta = meta.with_env_kwargs(**env_kwargs)
     schedule = list(step_schedule) if step_schedule is not None and meta.step_sizes is None else None
-    tasks = meta.sample_tasks(num_tasks, np.random.default_rng(seed))
+    if tasks is None:
+        tasks = meta.sample_tasks(num_tasks or DEFAULT_NUM_TASKS, np.random.default_rng(seed))
+    else:
+        tasks = meta.check_tasks(tasks)
+        if num_tasks is not None and num_tasks != len(tasks):
+            raise ValueError(f"num_tasks is {num_tasks} but {len(tasks)} tasks were given; pass one or the other")
+    num_tasks = len(tasks)
     _, log = meta.adapt_tasks(tasks, grad_steps, episodes, seed=seed, schedule=schedule)
     if progress:
         for step, value in enumerate(log.returns):
@@ -78,6 +92,7 @@ def evaluate(
         "algorithm": meta.config.inner.algorithm,
         "label": method_label(meta, untrained is not None),
         "tasks": np.asarray(tasks).tolist(),
+        "task_file": None if task_file is None else str(task_file),
         "returns": {
             "mean": per_task.mean(axis=0).tolist(),
             "stderr": stderr.tolist(),
@@ -99,7 +114,9 @@ def format_table(result: dict[str, Any]) -> str:
     source = result["checkpoint"] or "untrained policy"
     lines = [
         f"{result['env']}  {result['label']}  {source} (iteration {result['iteration']})",
-        f"{len(result['tasks'])} held-out tasks, seed {result['seed']}, {result['episodes']} episodes per step",
+        f"{len(result['tasks'])} held-out tasks"
+        + (f" from {result['task_file']}" if result.get("task_file") else "")
+        + f", seed {result['seed']}, {result['episodes']} episodes per step",
         f"{'grad steps':>10}  {'mean return':>12}  {'stderr':>8}",
     ]
     if result.get("env_kwargs_changed"):
@@ -108,6 +125,23 @@ def format_table(result: dict[str, Any]) -> str:
     for k, (mean, err) in enumerate(zip(result["returns"]["mean"], result["returns"]["stderr"], strict=True)):
         lines.append(f"{k:>10}  {mean:>12.2f}  {err:>8.2f}")
     return "\n".join(lines)
+
+
+def load_task_file(path: str | Path) -> list:
+    """The tasks in a JSON file: a list of tasks (``[0.5, 1.2]``, ``[[0.3, -0.2], ...]``), or an object whose
+    ``"tasks"`` key holds one (other keys, such as a ``"source"``, are for readers); a clear error otherwise."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as error:
+        raise ValueError(f"cannot read the task file {str(path)!r}: {error.strerror or error}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"the task file {str(path)!r} is not valid JSON: {error}") from None
+    tasks = data.get("tasks") if isinstance(data, dict) else data
+    if not isinstance(tasks, list) or not tasks:
+        raise ValueError(f"the task file {str(path)!r} must hold a non-empty list of tasks, or an object with one "
+                         f"under \"tasks\", e.g. {{\"tasks\": [0.5, 1.2]}}")
+    return tasks
 
 
 def write_json(result: dict[str, Any], path: str | Path) -> None:

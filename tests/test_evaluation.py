@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -195,3 +196,63 @@ def test_cli_env_kwarg_changes_the_env_for_the_evaluation_only(trained, tmp_path
     assert "unknown keyword(s) 'normalised_actions'" in capsys.readouterr().err
     assert main([*common, "--env-kwarg", "normalized_actions"]) == 2
     assert "must look like NAME=VALUE" in capsys.readouterr().err
+
+
+def test_cli_evaluates_on_the_tasks_of_a_task_file(trained, tmp_path, capsys):
+    run_dir, _ = trained
+    goals = [[0.3, -0.2], [-0.4, 0.1], [0.0, 0.5]]
+    as_list, as_object = tmp_path / "list.json", tmp_path / "goals.json"
+    as_list.write_text(json.dumps(goals))
+    as_object.write_text(json.dumps({"source": "three goals", "tasks": goals}))
+    common = ["evaluate", str(run_dir), "--grad-steps", "1", "--episodes", "2", "--no-progress", "--seed", "6"]
+    assert main([*common, "--task-file", str(as_list), "--json", str(tmp_path / "a.json")]) == 0
+    assert f"3 held-out tasks from {as_list}, seed 6" in capsys.readouterr().out
+    assert main([*common, "--task-file", str(as_object), "--json", str(tmp_path / "b.json")]) == 0
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("a", "b"))
+    assert a["tasks"] == b["tasks"] == goals and b["task_file"] == str(as_object)
+    assert a["returns"] == b["returns"]  # the same tasks and seed: the same episodes
+    assert (run_dir / "evaluation-seed6-tasks-goals").is_dir() and (run_dir / "evaluation-seed6-tasks-list").is_dir()
+    drawn = evaluate(run_dir, num_tasks=3, grad_steps=1, episodes=2, seed=6)
+    assert drawn["task_file"] is None and drawn["tasks"] != goals
+
+
+def test_task_files_with_bad_contents_get_clear_errors(trained, tmp_path, capsys):
+    run_dir, _ = trained
+    common = ["evaluate", str(run_dir), "--grad-steps", "0", "--episodes", "1", "--no-progress"]
+    cases = {
+        "missing.json": (None, "cannot read the task file"),
+        "broken.json": ("[0.1, ", "is not valid JSON"),
+        "empty.json": ("[]", "must hold a non-empty list of tasks"),
+        "keyless.json": ('{"goals": [[0.1, 0.2]]}', "must hold a non-empty list of tasks"),
+        "outside.json": ("[[0.1, 0.2], [0.9, 0.0]]", "task 1 ([0.9, 0.0])"),
+        "short.json": ("[[0.1, 0.2], [0.3]]", "task 1 ([0.3])"),
+    }
+    for name, (contents, message) in cases.items():
+        if contents is not None:
+            (tmp_path / name).write_text(contents)
+        assert main([*common, "--task-file", str(tmp_path / name)]) == 2, name
+        assert message in capsys.readouterr().err, name
+    (tmp_path / "ok.json").write_text("[[0.1, 0.2]]")
+    assert main([*common, "--task-file", str(tmp_path / "ok.json"), "--tasks", "1"]) == 2
+    assert "not both" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="num_tasks is 2 but 1 tasks were given"):
+        evaluate(run_dir, num_tasks=2, tasks=[[0.1, 0.2]], grad_steps=0, episodes=1)
+
+
+def test_the_paper_test_task_files_are_the_authors_draws():
+    """The shipped files are what scripts/paper_test_tasks.py writes, and that is numpy's seed-1 legacy draw."""
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("paper_test_tasks", root / "scripts" / "paper_test_tasks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    generated = module.paper_test_tasks()
+    for family, contents in generated.items():
+        assert json.loads((root / "scripts" / "paper_test_tasks" / f"{family}.json").read_text()) == contents
+    speeds = np.asarray(generated["cheetah-vel"]["tasks"])
+    assert speeds.shape == (40,) and speeds[0] == pytest.approx(0.834044009405148)  # RandomState(1).uniform(0, 2)
+    assert speeds.min() >= 0.0 and speeds.max() <= 2.0
+    directions = np.asarray(generated["cheetah-dir"]["tasks"])
+    np.testing.assert_array_equal(directions, np.where(speeds < 1.0, -1.0, 1.0))
+    assert (directions > 0).sum() == 18
+    goals = np.asarray(generated["navigation"]["tasks"])
+    assert goals.shape == (40, 2) and np.abs(goals).max() <= 0.5
