@@ -9,7 +9,8 @@
 # it came closest to the paper's numbers (README); passed here it also applies to the baselines, which they
 # trained with 0.01. Runs go to runs/cheetah-FAMILY-METHOD[-paper] (this script
 # resumes them; each keeps a checkpoint-ITERATION.pt every 25 iterations, so an earlier iteration can be evaluated),
-# results to results/. One training at a time: each uses every core.
+# results to results/. One training at a time: each uses every core. With `paper`, each method is also scored as
+# the paper measured (its 40 test tasks, rllab's start state) into results/...-paper-protocol.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 family="${1:-vel}"; shift || true
@@ -37,3 +38,20 @@ meta-rl evaluate "runs/cheetah-$family-oracle$suffix" --grad-steps 0 \
   --json "results/cheetah-$family-oracle$suffix.json" --no-progress
 meta-rl plot results/cheetah-"$family"-{maml,metasgd,pretrained,random,oracle}"$suffix".json \
   -o "results/cheetah-$family-adaptation$suffix.png" --title "half-cheetah $family$title, 40 tasks"
+
+# At the paper's rate, also score as the paper's numbers were measured: on the authors' 40 test tasks
+# (scripts/paper_test_tasks/) from rllab's start state. These are the rows to set beside the paper's.
+if [ -n "$suffix" ]; then
+  protocol=(--task-file "scripts/paper_test_tasks/cheetah-$family.json" --env-kwarg reset_noise=rllab --no-progress)
+  for method in maml metasgd pretrained; do
+    meta-rl evaluate "runs/cheetah-$family-$method$suffix" "${protocol[@]}" \
+      --json "results/cheetah-$family-$method$suffix-protocol.json"
+  done
+  meta-rl evaluate "cheetah-$family-maml$suffix" --random "${protocol[@]}" \
+    --json "results/cheetah-$family-random$suffix-protocol.json"
+  meta-rl evaluate "runs/cheetah-$family-oracle$suffix" --grad-steps 0 "${protocol[@]}" \
+    --json "results/cheetah-$family-oracle$suffix-protocol.json"
+  meta-rl plot results/cheetah-"$family"-{maml,metasgd,pretrained,random,oracle}"$suffix"-protocol.json \
+    -o "results/cheetah-$family-adaptation$suffix-protocol.png" \
+    --title "half-cheetah $family$title, the paper's 40 test tasks, rllab's start"
+fi
