@@ -110,6 +110,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_reference(item: str) -> tuple[str, list[float]]:
+    """``--reference "LABEL=r0,r1,..."``: a published adaptation curve (or one number) to plot beside results."""
+    label, _, values = item.rpartition("=")
+    if not label.strip() or not values.strip():
+        raise ValueError(f"--reference {item!r} must look like LABEL=r0,r1,..., e.g. \"MAML paper=-129.5,-78.6\"")
+    return label.strip(), parse_task(values, f"--reference {label.strip()!r}")
+
+
 def parse_env_kwargs(items: list[str]) -> dict:
     """``--env-kwarg NAME=VALUE`` options as a dict, each value parsed as YAML (``true``, ``0.05``, ``rllab``)."""
     parsed: dict = {}
@@ -183,7 +191,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
         results = load_results(args.results)
         if args.labels and len(args.labels) != len(results):
             raise ValueError(f"{len(args.labels)} --labels for {len(results)} result files")
-        path = plot_adaptation_curves(results, args.output, args.labels, args.title)
+        references = [parse_reference(item) for item in args.reference or []]
+        path = plot_adaptation_curves(results, args.output, args.labels, args.title, references)
     except ValueError as error:
         raise ConfigError(str(error)) from None
     print(f"Wrote {path}")
@@ -274,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--output", "-o", default="adaptation.png", help="PNG to write (default adaptation.png)")
     plot.add_argument("--labels", nargs="+", help="one legend label per file (default: the algorithm)")
     plot.add_argument("--title", help="plot title (default: the env id)")
+    plot.add_argument("--reference", action="append", metavar="LABEL=R0,R1,...",
+                      help="published returns after 0, 1, ... steps to draw beside the results (dashed; one number: "
+                           "a dotted line), e.g. \"MAML paper=-129.5,-78.6,-66.6,-60.8\"; repeatable")
     plot.set_defaults(func=cmd_plot)
 
     curves = sub.add_parser("curves", help="training returns of runs: block means, and a plot with --output")

@@ -18,8 +18,13 @@ from meta_rl.episodes import Episodes
 
 
 def plot_adaptation_curves(results: Sequence[dict[str, Any]], path: str | Path, labels: Sequence[str] | None = None,
-                           title: str | None = None) -> Path:
-    """Mean return (error bars: standard error over tasks) versus gradient steps, one line per result."""
+                           title: str | None = None,
+                           references: Sequence[tuple[str, Sequence[float]]] = ()) -> Path:
+    """Mean return (error bars: standard error over tasks) versus gradient steps, one line per result.
+
+    ``references`` are published returns to set beside them, ``(label, [r0, r1, ...])``, drawn dashed with open
+    markers (one number, such as an oracle's, is a dotted horizontal line).
+    """
     if not results:
         raise ValueError("no evaluation results to plot")
     labels = list(labels) if labels else [r.get("label") or r.get("algorithm", f"run {i}") for i, r in
@@ -33,9 +38,14 @@ def plot_adaptation_curves(results: Sequence[dict[str, Any]], path: str | Path, 
             continue
         steps = np.arange(len(mean))
         ax.errorbar(steps, mean, yerr=stderr, marker="o", capsize=3, label=label)
+    for label, values in references:
+        if len(values) == 1:
+            ax.axhline(values[0], linestyle=":", color="black", label=f"{label} ({values[0]:.1f})")
+        else:
+            ax.plot(np.arange(len(values)), values, linestyle="--", marker="o", markerfacecolor="none", label=label)
     ax.set_xlabel("gradient steps")
     ax.set_ylabel("mean return")
-    ax.set_xticks(np.arange(max(len(r["returns"]["mean"]) for r in results)))
+    ax.set_xticks(np.arange(max([len(r["returns"]["mean"]) for r in results] + [len(v) for _, v in references])))
     ax.set_title(title or results[0].get("env", ""))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)  # beside the axes: it hides no curve
