@@ -27,31 +27,28 @@ for method in maml metasgd pretrained oracle; do
   fi
 done
 
+# score_all TAG TITLE [evaluate options...]: evaluate every method (and the random policy) with these options into
+# results/cheetah-FAMILY-METHOD[-paper]TAG.json, and plot them.
+score_all() {
+  local tag="$1" plot_title="$2"; shift 2
+  for method in maml metasgd pretrained; do
+    meta-rl evaluate "runs/cheetah-$family-$method$suffix" "$@" --no-progress \
+      --json "results/cheetah-$family-$method$suffix$tag.json"
+  done
+  meta-rl evaluate "cheetah-$family-maml$suffix" --random "$@" --no-progress \
+    --json "results/cheetah-$family-random$suffix$tag.json"
+  meta-rl evaluate "runs/cheetah-$family-oracle$suffix" --grad-steps 0 "$@" --no-progress \
+    --json "results/cheetah-$family-oracle$suffix$tag.json"
+  meta-rl plot results/cheetah-"$family"-{maml,metasgd,pretrained,random,oracle}"$suffix$tag".json \
+    -o "results/cheetah-$family-adaptation$suffix$tag.png" --title "$plot_title"
+}
+
 mkdir -p results
-for method in maml metasgd pretrained; do
-  meta-rl evaluate "runs/cheetah-$family-$method$suffix" --json "results/cheetah-$family-$method$suffix.json" \
-    --no-progress
-done
-meta-rl evaluate "cheetah-$family-maml$suffix" --random --json "results/cheetah-$family-random$suffix.json" \
-  --no-progress
-meta-rl evaluate "runs/cheetah-$family-oracle$suffix" --grad-steps 0 \
-  --json "results/cheetah-$family-oracle$suffix.json" --no-progress
-meta-rl plot results/cheetah-"$family"-{maml,metasgd,pretrained,random,oracle}"$suffix".json \
-  -o "results/cheetah-$family-adaptation$suffix.png" --title "half-cheetah $family$title, 40 tasks"
+score_all "" "half-cheetah $family$title, 40 tasks"
 
 # At the paper's rate, also score as the paper's numbers were measured: on the authors' 40 test tasks
 # (scripts/paper_test_tasks/) from rllab's start state. These are the rows to set beside the paper's.
 if [ -n "$suffix" ]; then
-  protocol=(--task-file "scripts/paper_test_tasks/cheetah-$family.json" --env-kwarg reset_noise=rllab --no-progress)
-  for method in maml metasgd pretrained; do
-    meta-rl evaluate "runs/cheetah-$family-$method$suffix" "${protocol[@]}" \
-      --json "results/cheetah-$family-$method$suffix-protocol.json"
-  done
-  meta-rl evaluate "cheetah-$family-maml$suffix" --random "${protocol[@]}" \
-    --json "results/cheetah-$family-random$suffix-protocol.json"
-  meta-rl evaluate "runs/cheetah-$family-oracle$suffix" --grad-steps 0 "${protocol[@]}" \
-    --json "results/cheetah-$family-oracle$suffix-protocol.json"
-  meta-rl plot results/cheetah-"$family"-{maml,metasgd,pretrained,random,oracle}"$suffix"-protocol.json \
-    -o "results/cheetah-$family-adaptation$suffix-protocol.png" \
-    --title "half-cheetah $family$title, the paper's 40 test tasks, rllab's start"
+  score_all -protocol "half-cheetah $family$title, the paper's 40 test tasks, rllab's start" \
+    --task-file "scripts/paper_test_tasks/cheetah-$family.json" --env-kwarg reset_noise=rllab
 fi

@@ -129,7 +129,7 @@ def test_check_env_and_registration(env_id: str) -> None:
 
 
 @pytest.mark.parametrize("env_id", [VEL_ID, DIR_ORACLE_ID])
-def test_check_env_at_the_papers_control_rate(env_id: str) -> None:
+def test_check_env_at_the_papers_control_rate_and_start_state(env_id: str) -> None:
     env = gymnasium.make(env_id, frame_skip=1, reset_noise="rllab")  # rllab's cheetah: its rate and start state
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
