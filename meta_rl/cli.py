@@ -8,6 +8,7 @@ from pathlib import Path
 
 from meta_rl.checkpoint import SNAPSHOT_PREFIX, CheckpointError, load_checkpoint
 from meta_rl.config import ConfigError, apply_override, list_presets, load_config
+from meta_rl.evaluation import DEFAULT_EPISODES
 from meta_rl.meta_learner import NonFiniteError
 from meta_rl.runtime import keep_freed_memory
 
@@ -98,7 +99,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"Wrote {args.json}")
     tensorboard = args.tensorboard
     if tensorboard is None and not args.random:
-        tensorboard = default_evaluation_dir(result["checkpoint"], args.seed, schedule, env_kwargs, args.task_file)
+        tensorboard = default_evaluation_dir(result["checkpoint"], args.seed, schedule, env_kwargs, args.task_file,
+                                             args.episodes)
     if tensorboard:
         write_tensorboard(result, tensorboard)
         print(f"TensorBoard: {tensorboard}")
@@ -130,11 +132,13 @@ def parse_env_kwargs(items: list[str]) -> dict:
 
 
 def default_evaluation_dir(checkpoint: str | Path, seed: int, schedule: list[float] | None,
-                           env_kwargs: dict | None = None, task_file: str | Path | None = None) -> Path:
+                           env_kwargs: dict | None = None, task_file: str | Path | None = None,
+                           episodes: int = DEFAULT_EPISODES) -> Path:
     """Where ``evaluate`` writes TensorBoard by default: ``RUN_DIR/evaluation-seedS``, with the snapshot's iteration
-    (``evaluation-iter00250-seedS``), a ``--step-schedule`` (``...-steps0.02_0.01``) and changed env kwargs
-    (``...-env-reset_noise-rllab``) and a task file's name (``...-tasks-cheetah-vel``) in the name, so evaluations
-    of other snapshots, step sizes, env settings or task sets do not write their curves over each other."""
+    (``evaluation-iter00250-seedS``), a ``--step-schedule`` (``...-steps0.02_0.01``), changed env kwargs
+    (``...-env-reset_noise-rllab``), a task file's name (``...-tasks-cheetah-vel``) and a non-default episode count
+    (``...-eps40``) in the name, so evaluations of other snapshots, step sizes, env settings, task sets or sample
+    sizes do not write their curves over each other."""
     checkpoint = Path(checkpoint)
     name = f"evaluation-seed{seed}"
     snapshot = checkpoint.stem.removeprefix(SNAPSHOT_PREFIX)
@@ -146,6 +150,8 @@ def default_evaluation_dir(checkpoint: str | Path, seed: int, schedule: list[flo
         name += "-env-" + "_".join(f"{key}-{value}" for key, value in sorted(env_kwargs.items()))
     if task_file:
         name += f"-tasks-{Path(task_file).stem}"
+    if episodes != DEFAULT_EPISODES:
+        name += f"-eps{episodes}"
     return checkpoint.parent / name
 
 
@@ -249,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="evaluate on the tasks in this file instead of drawn ones: a JSON list, or an object "
                                "with a \"tasks\" list (scripts/paper_test_tasks/ holds the MAML paper's test tasks)")
     evaluate.add_argument("--grad-steps", type=int, default=3, help="inner steps (default 3)")
-    evaluate.add_argument("--episodes", type=int, default=20, help="episodes per task per step (default 20)")
+    evaluate.add_argument("--episodes", type=int, default=DEFAULT_EPISODES,
+                          help=f"episodes per task per step (default {DEFAULT_EPISODES})")
     evaluate.add_argument("--seed", type=int, default=1_000_003,
                           help="seeds the drawn held-out tasks (a stream apart from training's) and the episodes")
     evaluate.add_argument("--json", help="also write the results as JSON to this file")

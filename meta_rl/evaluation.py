@@ -20,6 +20,7 @@ from meta_rl.config import Config
 
 DEFAULT_SEED = 1_000_003  # held-out tasks: a stream no training seed (small integers) reaches
 DEFAULT_NUM_TASKS = 40  # the MAML paper's number of test tasks
+DEFAULT_EPISODES = 20  # episodes per task per step, as the MAML paper's half-cheetah tests sampled
 
 
 def method_label(meta: MetaPolicy, untrained: bool = False) -> str:
@@ -35,7 +36,7 @@ def evaluate(
     checkpoint: str | Path | None = None,
     num_tasks: int | None = None,
     grad_steps: int = 3,
-    episodes: int = 20,
+    episodes: int = DEFAULT_EPISODES,
     seed: int = DEFAULT_SEED,
     step_schedule: list[float] | None = None,
     progress: bool = False,

@@ -162,6 +162,8 @@ def test_default_tensorboard_dirs_keep_snapshots_and_step_schedules_apart(traine
     assert default_evaluation_dir(latest, 7, [0.02, 0.01, 0.01]) == run_dir / "evaluation-seed7-steps0.02_0.01_0.01"
     names = {default_evaluation_dir(c, 7, s) for c in (latest, snapshot) for s in (None, [0.1], [0.2])}
     assert len(names) == 6
+    assert default_evaluation_dir(latest, 7, None, episodes=20) == run_dir / "evaluation-seed7"  # the default count
+    assert default_evaluation_dir(latest, 7, None, episodes=40) == run_dir / "evaluation-seed7-eps40"
 
 
 def test_cli_evaluates_a_snapshot_into_its_own_tensorboard_dir(tmp_path):
@@ -172,7 +174,7 @@ def test_cli_evaluates_a_snapshot_into_its_own_tensorboard_dir(tmp_path):
     common = ["--tasks", "2", "--grad-steps", "1", "--episodes", "2", "--no-progress", "--seed", "3"]
     assert main(["evaluate", str(run_dir / "checkpoint-00001.pt"), *common, "--json", str(tmp_path / "1.json")]) == 0
     assert main(["evaluate", str(run_dir), *common, "--json", str(tmp_path / "2.json")]) == 0
-    assert (run_dir / "evaluation-iter00001-seed3").is_dir() and (run_dir / "evaluation-seed3").is_dir()
+    assert (run_dir / "evaluation-iter00001-seed3-eps2").is_dir() and (run_dir / "evaluation-seed3-eps2").is_dir()
     first, last = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("1", "2"))
     assert Path(first["checkpoint"]).name == "checkpoint-00001.pt" and Path(last["checkpoint"]).name == "checkpoint.pt"
     assert first["returns"]["mean"] != last["returns"]["mean"]  # iteration 1 and iteration 2 differ
@@ -190,8 +192,8 @@ def test_cli_env_kwarg_changes_the_env_for_the_evaluation_only(trained, tmp_path
     assert changed["env_kwargs"] == changed["env_kwargs_changed"] == {"normalized_actions": True}
     assert changed["tasks"] == plain["tasks"]
     assert changed["returns"]["mean"][0] != plain["returns"]["mean"][0]  # actions 10x smaller: other returns
-    assert (run_dir / "evaluation-seed4").is_dir()
-    assert (run_dir / "evaluation-seed4-env-normalized_actions-True").is_dir()
+    assert (run_dir / "evaluation-seed4-eps2").is_dir()
+    assert (run_dir / "evaluation-seed4-env-normalized_actions-True-eps2").is_dir()
     assert main([*common, "--env-kwarg", "normalised_actions=true"]) == 2
     assert "unknown keyword(s) 'normalised_actions'" in capsys.readouterr().err
     assert main([*common, "--env-kwarg", "normalized_actions"]) == 2
@@ -211,7 +213,8 @@ def test_cli_evaluates_on_the_tasks_of_a_task_file(trained, tmp_path, capsys):
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("a", "b"))
     assert a["tasks"] == b["tasks"] == goals and b["task_file"] == str(as_object)
     assert a["returns"] == b["returns"]  # the same tasks and seed: the same episodes
-    assert (run_dir / "evaluation-seed6-tasks-goals").is_dir() and (run_dir / "evaluation-seed6-tasks-list").is_dir()
+    assert (run_dir / "evaluation-seed6-tasks-goals-eps2").is_dir()
+    assert (run_dir / "evaluation-seed6-tasks-list-eps2").is_dir()
     drawn = evaluate(run_dir, num_tasks=3, grad_steps=1, episodes=2, seed=6)
     assert drawn["task_file"] is None and drawn["tasks"] != goals
 
