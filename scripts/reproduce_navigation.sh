@@ -3,7 +3,8 @@
 #   bash scripts/reproduce_navigation.sh            # the issue-default setting (navigation-*)
 #   bash scripts/reproduce_navigation.sh paper      # the MAML paper's own setting (navigation-*-paper)
 # Runs go to runs/full-PRESET (resumable with `meta-rl train --resume runs/full-PRESET`), results to results/.
-# Two trainings run at a time with one torch thread each (2 cores).
+# Two trainings run at a time with one torch thread each (2 cores). With `paper`, each method is also scored as the
+# paper measured (its 40 test goals, 40 episodes per step) into results/navigation-METHOD-paper-protocol.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suffix=""; [ "${1:-}" = "paper" ] && suffix="-paper"
@@ -21,13 +22,30 @@ train_pair() {
 train_pair "navigation-maml$suffix" "navigation-metasgd$suffix"
 train_pair "navigation-pretrained$suffix" "navigation-oracle$suffix"
 
+# score_all TAG TITLE [evaluate options...]: evaluate every method (and the random policy) with these options into
+# results/navigation-METHOD[-paper]TAG.json, and plot them; the plain pass also draws each method's trajectories.
+score_all() {
+  local tag="$1" plot_title="$2"; shift 2
+  for method in maml metasgd pretrained; do
+    local pictures=()
+    [ -z "$tag" ] && pictures=(--trajectories "results/navigation-$method$suffix-trajectories.png")
+    meta-rl evaluate "runs/full-navigation-$method$suffix" "$@" "${pictures[@]}" --no-progress \
+      --json "results/navigation-$method$suffix$tag.json"
+  done
+  meta-rl evaluate "navigation-maml$suffix" --random "$@" --no-progress --json "results/navigation-random$suffix$tag.json"
+  meta-rl evaluate "runs/full-navigation-oracle$suffix" --grad-steps 0 "$@" --no-progress \
+    --json "results/navigation-oracle$suffix$tag.json"
+  meta-rl plot results/navigation-{maml,metasgd,pretrained,random,oracle}"$suffix$tag".json \
+    -o "results/navigation-adaptation$suffix$tag.png" --title "$plot_title"
+}
+
 mkdir -p results
-for method in maml metasgd pretrained; do
-  meta-rl evaluate "runs/full-navigation-$method$suffix" --json "results/navigation-$method$suffix.json" \
-    --trajectories "results/navigation-$method$suffix-trajectories.png" --no-progress
-done
-meta-rl evaluate "navigation-maml$suffix" --random --json "results/navigation-random$suffix.json" --no-progress
-meta-rl evaluate "runs/full-navigation-oracle$suffix" --grad-steps 0 --json "results/navigation-oracle$suffix.json" \
-  --no-progress
-meta-rl plot results/navigation-{maml,metasgd,pretrained,random,oracle}"$suffix".json \
-  -o "results/navigation-adaptation$suffix.png" --title "2D navigation${suffix:+ (paper setting)}, 40 held-out tasks"
+score_all "" "2D navigation${suffix:+ (paper setting)}, 40 held-out tasks"
+
+# In the paper's setting, also score as the paper's numbers were measured: on the authors' 40 test goals
+# (scripts/paper_test_tasks/navigation.json) with 40 episodes per step (their test script sampled 4000 steps of
+# horizon 100 per step). These are the rows to set beside the paper's.
+if [ -n "$suffix" ]; then
+  score_all -protocol "2D navigation (paper setting), the paper's 40 test goals, 40 episodes per step" \
+    --task-file scripts/paper_test_tasks/navigation.json --episodes 40
+fi
