@@ -2,7 +2,8 @@
 # Reproduce the README's 2D-navigation tables: train every method, evaluate on 40 held-out tasks, plot.
 #   bash scripts/reproduce_navigation.sh            # the issue-default setting (navigation-*)
 #   bash scripts/reproduce_navigation.sh paper      # the MAML paper's own setting (navigation-*-paper)
-# Runs go to runs/full-PRESET (resumable with `meta-rl train --resume runs/full-PRESET`), results to results/.
+# Runs go to runs/full-PRESET (resumable with `meta-rl train --resume runs/full-PRESET`; each keeps a
+# checkpoint-ITERATION.pt every 100 iterations, so an earlier iteration can be evaluated), results to results/.
 # Two trainings run at a time with one torch thread each (2 cores). With `paper`, each method is also scored as the
 # paper measured (its 40 test goals, 40 episodes per step) into results/navigation-METHOD-paper-protocol.json.
 set -euo pipefail
@@ -12,7 +13,7 @@ suffix=""; [ "${1:-}" = "paper" ] && suffix="-paper"
 train_pair() {
   for preset in "$@"; do
     if [ ! -f "runs/full-$preset/checkpoint.pt" ]; then
-      meta-rl train "$preset" torch_threads=1 --run-dir "runs/full-$preset" --no-progress &
+      meta-rl train "$preset" torch_threads=1 snapshot_every=100 --run-dir "runs/full-$preset" --no-progress &
     else
       meta-rl train --resume "runs/full-$preset" --no-progress &
     fi
