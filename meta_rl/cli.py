@@ -8,7 +8,7 @@ from pathlib import Path
 
 from meta_rl.checkpoint import SNAPSHOT_PREFIX, CheckpointError, load_checkpoint
 from meta_rl.config import ConfigError, apply_override, list_presets, load_config
-from meta_rl.evaluation import DEFAULT_EPISODES
+from meta_rl.evaluation import DEFAULT_EPISODES, DEFAULT_SEED
 from meta_rl.meta_learner import NonFiniteError
 from meta_rl.runtime import keep_freed_memory
 
@@ -257,8 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--grad-steps", type=int, default=3, help="inner steps (default 3)")
     evaluate.add_argument("--episodes", type=int, default=DEFAULT_EPISODES,
                           help=f"episodes per task per step (default {DEFAULT_EPISODES})")
-    evaluate.add_argument("--seed", type=int, default=1_000_003,
-                          help="seeds the drawn held-out tasks (a stream apart from training's) and the episodes")
+    evaluate.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                          help="seeds the drawn held-out tasks (a stream apart from training's) and the episodes "
+                               f"(default {DEFAULT_SEED})")
     evaluate.add_argument("--json", help="also write the results as JSON to this file")
     evaluate.add_argument("--step-schedule", help="MAML: step size of each inner step, e.g. 0.1,0.05,0.05 "
                           "(default: alpha, then alpha/2); Meta-SGD always uses its learned step sizes")
