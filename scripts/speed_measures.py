@@ -10,6 +10,8 @@ same control cost). It also prints how much each speed changes from one env step
 
     python scripts/speed_measures.py runs/cheetah-vel-maml-paper --steps 1
     python scripts/speed_measures.py runs/cheetah-vel-oracle-paper --steps 0 --episodes 10
+    python scripts/speed_measures.py runs/cheetah-vel-maml-paper --task-file scripts/paper_test_tasks/cheetah-vel.json \
+        --env-kwarg reset_noise=rllab     # on the paper's test tasks, from rllab's start state
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import numpy as np
 
 from meta_rl import MetaPolicy
 from meta_rl.api import AdaptedPolicy
+from meta_rl.cli import parse_env_kwargs
+from meta_rl.config import ConfigError
+from meta_rl.evaluation import DEFAULT_SEED, load_task_file
 from meta_rl_envs.half_cheetah import (
     HalfCheetahDirEnv,
     HalfCheetahVelEnv,
@@ -63,11 +68,23 @@ def main() -> None:
     parser.add_argument("run", help="run directory or checkpoint file of a half-cheetah run")
     parser.add_argument("--steps", type=int, default=1, help="inner steps before scoring (0: the meta-policy)")
     parser.add_argument("--episodes", type=int, default=5, help="scored episodes per task")
-    parser.add_argument("--tasks", type=int, default=40, help="held-out tasks")
-    parser.add_argument("--seed", type=int, default=1000003, help="held-out task seed (as meta-rl evaluate)")
+    parser.add_argument("--tasks", type=int, default=40, help="held-out tasks to draw")
+    parser.add_argument("--task-file", help="score on the tasks in this JSON file instead of drawn ones (as meta-rl "
+                        "evaluate --task-file, e.g. scripts/paper_test_tasks/cheetah-vel.json)")
+    parser.add_argument("--env-kwarg", action="append", default=[], metavar="NAME=VALUE",
+                        help="env keyword changed from the training config's, e.g. reset_noise=rllab (repeatable)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="held-out task seed (as meta-rl evaluate)")
     args = parser.parse_args()
-    meta = MetaPolicy.load(args.run)
-    tasks = meta.sample_tasks(args.tasks, np.random.default_rng(args.seed))
+    try:
+        meta = MetaPolicy.load(args.run)
+        if args.env_kwarg:
+            meta = meta.with_env_kwargs(**parse_env_kwargs(args.env_kwarg))
+        if args.task_file:
+            tasks = meta.check_tasks(load_task_file(args.task_file))
+        else:
+            tasks = meta.sample_tasks(args.tasks, np.random.default_rng(args.seed))
+    except (ConfigError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
     params, _ = meta.adapt_tasks(tasks, args.steps, seed=0)
     rng = np.random.default_rng(args.seed + 1)
     rows = np.array([
@@ -81,8 +98,10 @@ def main() -> None:
     def mean_se(values: np.ndarray) -> str:
         return f"{values.mean():8.1f} ± {values.std(ddof=1) / np.sqrt(len(values)):.1f}"
 
+    source = f"from {args.task_file}" if args.task_file else f"drawn with seed {args.seed}"
+    changed = f", env kwargs changed: {parse_env_kwargs(args.env_kwarg)}" if args.env_kwarg else ""
     print(f"{args.run} (iteration {meta.iteration}), {meta.env_id}, after {args.steps} step(s); "
-          f"{args.tasks} tasks x {args.episodes} episodes, mean ± s.e. over tasks")
+          f"{len(tasks)} tasks {source} x {args.episodes} episodes{changed}, mean ± s.e. over tasks")
     print(f"  return, our speed (torso x displacement / dt): {mean_se(ours)}")
     print(f"  return, the paper's (centre-of-mass velocity): {mean_se(paper)}")
     print(f"  difference (paper's - ours):                   {mean_se(paper - ours)}")
