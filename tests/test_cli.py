@@ -8,18 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import PRESETS
+from helpers import PRESETS, TINY
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from meta_rl.checkpoint import load_checkpoint
 from meta_rl.cli import main
 from meta_rl.config import list_presets, load_config
 
-# About a tenth of a second per iteration on one CPU thread.
-TINY = [
-    "meta_batch_size=2", "episodes_per_task=2", "horizon=10", "policy.hidden_sizes=[8]", "outer.cg_iters=3",
-    "checkpoint_every=1", "torch_threads=1", "device=cpu",
-]
 REQUIRED_TAGS = [
     "returns/step_0", "returns/step_1", "losses/kl", "losses/max_task_kl", "losses/surrogate_before",
     "losses/grad_norm", "trpo/accepted", "time/sampling", "time/iteration", "perf/env_steps_per_second",

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import TINY
 
 from meta_rl import meta_learner
 from meta_rl.checkpoint import (
@@ -24,12 +25,6 @@ from meta_rl.checkpoint import (
 from meta_rl.config import Config, ConfigError, load_config
 from meta_rl.meta_learner import NonFiniteError
 from meta_rl.trainer import Trainer
-
-# About a tenth of a second per iteration on one CPU thread.
-TINY = [
-    "meta_batch_size=2", "episodes_per_task=2", "horizon=10", "policy.hidden_sizes=[8]", "outer.cg_iters=3",
-    "checkpoint_every=1", "torch_threads=1", "device=cpu",
-]
 
 
 def ordered(*parts: str) -> str:

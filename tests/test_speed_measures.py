@@ -10,20 +10,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import TINY
 
 from meta_rl.cli import main
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "speed_measures.py"
-TINY = [
-    "meta_batch_size=2", "episodes_per_task=2", "horizon=10", "policy.hidden_sizes=[8]", "outer.cg_iters=3",
-    "torch_threads=1", "sampler_threads=1", "device=cpu", "iterations=1",
-]
 
 
 @pytest.fixture(scope="module")
 def cheetah_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("speed") / "run"
-    assert main(["train", "cheetah-vel-maml", *TINY, "--run-dir", str(run_dir), "--no-progress"]) == 0
+    overrides = [*TINY, "sampler_threads=1", "iterations=1"]
+    assert main(["train", "cheetah-vel-maml", *overrides, "--run-dir", str(run_dir), "--no-progress"]) == 0
     return run_dir
 
 
