@@ -77,8 +77,9 @@ def main() -> None:
     args = parser.parse_args()
     try:
         meta = MetaPolicy.load(args.run)
-        if args.env_kwarg:
-            meta = meta.with_env_kwargs(**parse_env_kwargs(args.env_kwarg))
+        env_kwargs = parse_env_kwargs(args.env_kwarg)
+        if env_kwargs:
+            meta = meta.with_env_kwargs(**env_kwargs)
         if args.task_file:
             tasks = meta.check_tasks(load_task_file(args.task_file))
         else:
@@ -99,7 +100,7 @@ def main() -> None:
         return f"{values.mean():8.1f} ± {values.std(ddof=1) / np.sqrt(len(values)):.1f}"
 
     source = f"from {args.task_file}" if args.task_file else f"drawn with seed {args.seed}"
-    changed = f", env kwargs changed: {parse_env_kwargs(args.env_kwarg)}" if args.env_kwarg else ""
+    changed = f", env kwargs changed: {env_kwargs}" if env_kwargs else ""
     print(f"{args.run} (iteration {meta.iteration}), {meta.env_id}, after {args.steps} step(s); "
           f"{len(tasks)} tasks {source} x {args.episodes} episodes{changed}, mean ± s.e. over tasks")
     print(f"  return, our speed (torso x displacement / dt): {mean_se(ours)}")
