@@ -7,6 +7,10 @@ steps of 0.01 s) divided by the step's duration, as Gymnasium computes it. Rewar
 - **velocity** (task: target speed in [0, 2]): ``-|v - target| - ctrl_cost_weight * |a|^2``;
 - **direction** (task: -1 or +1, equally likely): ``direction * v - ctrl_cost_weight * |a|^2``.
 
+The forward speed can instead be rllab's (``speed_measure="centre_of_mass"``): the x velocity of the whole body's
+centre of mass in the state after the step, computed for a batch of states in numpy by
+:class:`PlanarCentreOfMassSpeed` (equal to MuJoCo's ``mj_subtreeVel`` within rounding).
+
 ``a`` is the action clipped to the action space [-1, 1]^6, the control the simulator actually applies (MuJoCo
 clamps it as well), so the control cost is that of the applied torque, as in the paper's rllab setup.
 ``ctrl_cost_weight`` is 0.05. There is no termination; episodes are truncated at 200 steps by default
@@ -34,7 +38,7 @@ import contextlib
 import os
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import mujoco
 import numpy as np
@@ -55,6 +59,7 @@ __all__ = [
     "HalfCheetahVelOracleEnv",
     "HalfCheetahVelOracleVectorEnv",
     "HalfCheetahVelVectorEnv",
+    "PlanarCentreOfMassSpeed",
     "centre_of_mass_speed",
 ]
 
@@ -68,6 +73,9 @@ RESET_NOISES = ("gymnasium", "rllab")
 RLLAB_QPOS_NOISE, RLLAB_QVEL_NOISE = 0.01, 0.1
 """Standard deviations of rllab's normal start-state noise on joint positions and velocities."""
 DEFAULT_RESET_NOISE_SCALE = 0.1
+SPEED_MEASURES = ("torso", "centre_of_mass")
+"""Forward speed in the reward: the torso's x displacement per env step (Gymnasium's) or the whole body's
+centre-of-mass x velocity after the step (rllab's, the MAML paper's)."""
 _FRAME_SKIP_HINT = " (physics steps of 0.01 s per env step; Gymnasium's default 5, the MAML paper's 1)"
 
 
@@ -98,6 +106,115 @@ def centre_of_mass_speed(model: mujoco.MjModel, data: mujoco.MjData, *, scratch:
     mujoco.mj_forward(model, scratch)
     mujoco.mj_subtreeVel(model, scratch)
     return float(scratch.subtree_linvel[model.body("torso").id, 0])
+
+
+class PlanarCentreOfMassSpeed:
+    """x velocity of the centre of mass of ``root``'s subtree (for the cheetah's torso: the whole body) for a batch
+    of states, in numpy: what ``mj_subtreeVel`` gives, without one MuJoCo call per state. It holds for planar
+    models only, where every body frame is its parent's rotated about y, hinges turn about y at the body's
+    origin, and slides move in the x-z plane (the half-cheetah); others get a ``ValueError``.
+    """
+
+    def __init__(self, model: mujoco.MjModel, root: str = "torso") -> None:
+        root_id = model.body(root).id
+        if model.body_parentid[root_id] != 0:
+            raise ValueError(f"PlanarCentreOfMassSpeed: root {root!r} must be a child of the world body")
+        bodies = [b for b in range(model.nbody) if _descends(model, b, root_id)]  # parents before children
+        total_mass = float(model.body_mass[bodies].sum())
+        self._plan: list[_PlanarBody] = []
+        for b in bodies:
+            if not np.array_equal(model.body_quat[b], [1.0, 0.0, 0.0, 0.0]):
+                raise ValueError(f"PlanarCentreOfMassSpeed: body {model.body(b).name!r} is rotated in its parent "
+                                 f"(quat {model.body_quat[b].tolist()}); allowed: planar models, frames unrotated")
+            joints = []
+            for j in range(model.body_jntadr[b], model.body_jntadr[b] + model.body_jntnum[b]):
+                axis, kind = model.jnt_axis[j], model.jnt_type[j]
+                hinge = kind == mujoco.mjtJoint.mjJNT_HINGE and axis[0] == axis[2] == 0.0 and not model.jnt_pos[j].any()
+                slide = kind == mujoco.mjtJoint.mjJNT_SLIDE and axis[1] == 0.0
+                if not (hinge or slide):
+                    raise ValueError(f"PlanarCentreOfMassSpeed: joint {model.joint(j).name!r} (type {int(kind)}, axis "
+                                     f"{axis.tolist()}) is not planar; allowed: hinges about y at the body's origin, "
+                                     "slides in the x-z plane")
+                adr = int(model.jnt_qposadr[j])
+                joints.append(_PlanarJoint(hinge, adr, int(model.jnt_dofadr[j]), float(model.qpos0[adr]),
+                                           float(axis[0]), float(axis[1]), float(axis[2])))
+            parent = int(model.body_parentid[b])
+            self._plan.append(_PlanarBody(
+                b, parent if parent != 0 else -1, float(model.body_pos[b, 0]), float(model.body_pos[b, 2]),
+                float(model.body_ipos[b, 0]), float(model.body_ipos[b, 2]), float(model.body_mass[b]) / total_mass,
+                tuple(joints)))
+
+    def __call__(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+        """Speeds ``[B]`` of the states ``qpos [B, nq]``, ``qvel [B, nv]``.
+
+        Each body's frame is its parent's, moved by ``body_pos`` and then by its joints in order; a point of the
+        body moves at the sum of its slides' speeds along their axes plus, for every hinge above it, the hinge's
+        rate times the point's height above the hinge (the x part of ``omega y x r``)."""
+        zero = np.zeros(qpos.shape[0])
+        # per body: angle about y, origin x and z, x velocity from the slides, hinges above as (anchor z, rate)
+        frames: dict[int, tuple[Any, Any, Any, Any, list[tuple[Any, Any]]]] = {-1: (zero, zero, zero, zero, [])}
+        speed = zero
+        for body in self._plan:
+            theta, x, z, slide_vx, parent_chain = frames[body.parent]
+            chain = list(parent_chain)
+            dx, dz = _rotate(theta, body.pos_x, body.pos_z)
+            x, z = x + dx, z + dz
+            for joint in body.joints:
+                q = qpos[:, joint.qpos_adr] - joint.qpos0
+                rate = qvel[:, joint.dof_adr]
+                if joint.hinge:  # turns the frame about y at its origin, leaves the origin where it is
+                    theta = theta + joint.axis_y * q
+                    chain.append((z, joint.axis_y * rate))
+                else:
+                    axis_x, axis_z = _rotate(theta, joint.axis_x, joint.axis_z)
+                    x, z = x + axis_x * q, z + axis_z * q
+                    slide_vx = slide_vx + axis_x * rate
+            frames[body.id] = (theta, x, z, slide_vx, chain)
+            centre_z = z + _rotate(theta, body.ipos_x, body.ipos_z)[1]
+            speed = speed + body.weight * (slide_vx + sum(rate * (centre_z - anchor_z) for anchor_z, rate in chain))
+        return speed
+
+
+class _PlanarJoint(NamedTuple):
+    hinge: bool
+    qpos_adr: int
+    dof_adr: int
+    qpos0: float
+    axis_x: float
+    axis_y: float
+    axis_z: float
+
+
+class _PlanarBody(NamedTuple):
+    id: int
+    parent: int  # -1: the world
+    pos_x: float
+    pos_z: float
+    ipos_x: float
+    ipos_z: float
+    weight: float  # mass over the subtree's mass
+    joints: tuple[_PlanarJoint, ...]
+
+
+def _descends(model: mujoco.MjModel, body: int, root: int) -> bool:
+    """Whether ``body`` is ``root`` or below it."""
+    while body not in (root, 0):
+        body = int(model.body_parentid[body])
+    return body == root
+
+
+def _rotate(theta: Any, x: float, z: float) -> tuple[Any, Any]:
+    """(x, z) turned by ``theta`` about y, as MuJoCo turns frames."""
+    cos, sin = np.cos(theta), np.sin(theta)
+    return cos * x + sin * z, cos * z - sin * x
+
+
+def check_speed_measure(speed_measure: Any, who: str) -> str:
+    """``speed_measure`` if it is one of :data:`SPEED_MEASURES`, else a ``ValueError`` naming it."""
+    if not isinstance(speed_measure, str) or speed_measure not in SPEED_MEASURES:
+        raise ValueError(f"{who}: speed_measure must be one of {', '.join(map(repr, SPEED_MEASURES))}, "
+                         f"got {speed_measure!r}")
+    return speed_measure
 
 
 def check_reset_noise(reset_noise: Any, reset_noise_scale: Any, who: str) -> str:
@@ -147,10 +264,12 @@ class _HalfCheetahTaskEnv(HalfCheetahEnv, TaskEnvMixin):
         frame_skip: int = DEFAULT_FRAME_SKIP,
         exclude_current_positions_from_observation: bool = True,
         reset_noise: str = "gymnasium",
+        speed_measure: str = "torso",
         render_mode: str | None = None,
     ) -> None:
         frame_skip = check_positive_int(frame_skip, "frame_skip", type(self).__name__, _FRAME_SKIP_HINT)
         self.reset_noise = check_reset_noise(reset_noise, reset_noise_scale, type(self).__name__)
+        self.speed_measure = check_speed_measure(speed_measure, type(self).__name__)
         check_bool(exclude_current_positions_from_observation, "exclude_current_positions_from_observation",
                    type(self).__name__)
         self.task_space = spaces.Box(self.task_low, self.task_high, shape=(1,), dtype=np.float64)
@@ -159,6 +278,7 @@ class _HalfCheetahTaskEnv(HalfCheetahEnv, TaskEnvMixin):
             super().__init__(ctrl_cost_weight=ctrl_cost_weight, reset_noise_scale=reset_noise_scale,
                              frame_skip=frame_skip, render_mode=render_mode,
                              exclude_current_positions_from_observation=exclude_current_positions_from_observation)
+        self._centre_of_mass_speed = PlanarCentreOfMassSpeed(self.model)
         if self.observe_task:
             self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self.observation_space.shape[0] + 1,),
                                                 dtype=np.float64)
@@ -187,7 +307,10 @@ class _HalfCheetahTaskEnv(HalfCheetahEnv, TaskEnvMixin):
         return self._ctrl_cost_weight * float(np.sum(np.square(clipped)))
 
     def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, float]]:
-        forward = float(self._forward_reward(x_velocity))
+        speed = x_velocity  # Gymnasium's: the torso's x displacement over the step, per second
+        if self.speed_measure == "centre_of_mass":
+            speed = float(self._centre_of_mass_speed(self.data.qpos[None], self.data.qvel[None])[0])
+        forward = float(self._forward_reward(speed))
         ctrl_cost = self.control_cost(action)
         return forward - ctrl_cost, {"reward_forward": forward, "reward_ctrl": -ctrl_cost}
 
@@ -215,6 +338,8 @@ class HalfCheetahVelEnv(_HalfCheetahTaskEnv):
         observation (18 numbers; rllab's cheetah observed its centre of mass, x included).
     :param reset_noise: start-state noise, ``"gymnasium"`` (scaled by ``reset_noise_scale``) or ``"rllab"`` (the
         MAML paper's: normal, 0.01 on positions and 0.1 on velocities).
+    :param speed_measure: the speed in the reward, ``"torso"`` (the torso's x displacement per second over the step,
+        Gymnasium's) or ``"centre_of_mass"`` (the whole body's centre-of-mass x velocity after the step, rllab's).
     :param render_mode: any of Gymnasium's half-cheetah render modes, or None.
     """
 
@@ -248,6 +373,8 @@ class HalfCheetahDirEnv(_HalfCheetahTaskEnv):
         observation (18 numbers; rllab's cheetah observed its centre of mass, x included).
     :param reset_noise: start-state noise, ``"gymnasium"`` (scaled by ``reset_noise_scale``) or ``"rllab"`` (the
         MAML paper's: normal, 0.01 on positions and 0.1 on velocities).
+    :param speed_measure: the speed in the reward, ``"torso"`` (the torso's x displacement per second over the step,
+        Gymnasium's) or ``"centre_of_mass"`` (the whole body's centre-of-mass x velocity after the step, rllab's).
     :param render_mode: any of Gymnasium's half-cheetah render modes, or None.
     """
 
@@ -298,6 +425,7 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
     :param frame_skip: physics steps of 0.01 s per env step (5).
     :param exclude_current_positions_from_observation: False puts the x position first in the observation.
     :param reset_noise: start-state noise, ``"gymnasium"`` or ``"rllab"``, as the single env.
+    :param speed_measure: the speed in the reward, ``"torso"`` or ``"centre_of_mass"``, as the single env.
     :param num_threads: threads stepping the physics; default (None or 0) every core this process may use.
     :param render_mode: only None.
     """
@@ -316,6 +444,7 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
         frame_skip: int = DEFAULT_FRAME_SKIP,
         exclude_current_positions_from_observation: bool = True,
         reset_noise: str = "gymnasium",
+        speed_measure: str = "torso",
         num_threads: int | None = None,
         render_mode: str | None = None,
     ) -> None:
@@ -331,7 +460,7 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
         reference = self.single_env_class(
             ctrl_cost_weight=ctrl_cost_weight, reset_noise_scale=reset_noise_scale, frame_skip=frame_skip,
             exclude_current_positions_from_observation=exclude_current_positions_from_observation,
-            reset_noise=reset_noise,
+            reset_noise=reset_noise, speed_measure=speed_measure,
         )
         self._init_vector(
             num_envs, max_episode_steps, autoreset_mode, reference.observation_space, reference.action_space,
@@ -340,7 +469,8 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
         self.model = reference.model
         self.frame_skip, self.dt = reference.frame_skip, reference.dt
         self.ctrl_cost_weight, self.reset_noise_scale = float(ctrl_cost_weight), float(reset_noise_scale)
-        self.reset_noise = reference.reset_noise
+        self.reset_noise, self.speed_measure = reference.reset_noise, reference.speed_measure
+        self._centre_of_mass_speed = reference._centre_of_mass_speed
         self.num_threads = int(num_threads)
         nq, nv = self.model.nq, self.model.nv
         self._init_qpos, self._init_qvel = reference.init_qpos.copy(), reference.init_qvel.copy()
@@ -398,8 +528,11 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
         )
         self._state[:] = self._trajectory[:, -1]
         speeds = (self._state[:, self._qpos.start] - x_before) / self.dt
+        rewarded_speeds = speeds
+        if self.speed_measure == "centre_of_mass":
+            rewarded_speeds = self._centre_of_mass_speed(self._state[:, self._qpos], self._state[:, self._qvel])
         ctrl_cost = self.ctrl_cost_weight * np.square(clipped).sum(axis=1)
-        rewards = self._forward_rewards(speeds) - ctrl_cost
+        rewards = self._forward_rewards(rewarded_speeds) - ctrl_cost
         return rewards, np.zeros(self.num_envs, dtype=np.bool_), {"x_velocity": speeds}
 
 

@@ -24,7 +24,7 @@ from meta_rl_envs import (
     HalfCheetahVelVectorEnv,
     make_task_vec,
 )
-from meta_rl_envs.half_cheetah import centre_of_mass_speed
+from meta_rl_envs.half_cheetah import PlanarCentreOfMassSpeed, centre_of_mass_speed
 
 VEL_ID = "meta_rl/HalfCheetahVel-v0"
 DIR_ID = "meta_rl/HalfCheetahDir-v0"
@@ -236,6 +236,52 @@ def test_centre_of_mass_speed_is_the_rate_of_the_centre_of_mass() -> None:
     assert np.mean(torso_differences) > 0.1
 
 
+def test_planar_centre_of_mass_speed_equals_mujocos_for_a_batch_of_states() -> None:
+    """The numpy measure against MuJoCo's ``mj_subtreeVel`` on far-flung states (joints bent by up to several
+    radians), and its refusal of models it would get wrong."""
+    model = gymnasium.make(VEL_ID).unwrapped.model
+    rng = np.random.default_rng(3)
+    qpos, qvel = 1.5 * rng.standard_normal((64, model.nq)), 3.0 * rng.standard_normal((64, model.nv))
+    data = mujoco.MjData(model)
+    expected = []
+    for position, velocity in zip(qpos, qvel, strict=True):
+        data.qpos[:], data.qvel[:] = position, velocity
+        expected.append(centre_of_mass_speed(model, data))
+    speeds = PlanarCentreOfMassSpeed(model)(qpos, qvel)
+    assert speeds.shape == (64,)
+    np.testing.assert_allclose(speeds, expected, rtol=0, atol=1e-12)
+    assert np.abs(speeds - qvel[:, 0]).mean() > 0.1  # not the root's slide speed
+
+    def planar_model(body: str, joint: str) -> mujoco.MjModel:
+        return mujoco.MjModel.from_xml_string(
+            f'<mujoco><worldbody><body name="root"><joint type="slide" axis="1 0 0"/><geom size=".1"/>'
+            f'<body {body}><joint {joint}/><geom size=".1" pos=".2 0 0"/></body></body></worldbody></mujoco>')
+
+    good = planar_model('pos="0.3 0 0"', 'axis="0 1 0"')
+    PlanarCentreOfMassSpeed(good, root="root")
+    with pytest.raises(ValueError, match=r"body .* is rotated in its parent.*allowed: planar models"):
+        PlanarCentreOfMassSpeed(planar_model('euler="0 0 30"', 'axis="0 1 0"'), root="root")
+    with pytest.raises(ValueError, match=r"joint .* is not planar.*allowed: hinges about y"):
+        PlanarCentreOfMassSpeed(planar_model('pos="0.3 0 0"', 'axis="1 0 0"'), root="root")
+
+
+@pytest.mark.parametrize(("env_id", "task"), [(VEL_ID, 1.2), (DIR_ID, -1.0)])
+def test_centre_of_mass_speed_measure_rewards_rllabs_speed(env_id: str, task: float) -> None:
+    env = gymnasium.make(env_id, task=[task], frame_skip=1, speed_measure="centre_of_mass").unwrapped
+    env.reset(seed=4)
+    rng = np.random.default_rng(5)
+    differences = []
+    for _ in range(20):
+        action = rng.uniform(-1.0, 1.0, size=ACTION_DIM)
+        _, reward, _, _, info = env.step(action)
+        speed = centre_of_mass_speed(env.model, env.data)
+        forward = task * speed if env_id in DIRECTION_IDS else -abs(speed - task)
+        assert reward == pytest.approx(forward - CTRL_COST_WEIGHT * np.sum(action**2), abs=1e-12)
+        assert info["reward_forward"] == pytest.approx(forward, abs=1e-12)
+        differences.append(abs(info["x_velocity"] - speed))  # x_velocity stays Gymnasium's torso speed
+    assert np.mean(differences) > 0.1
+
+
 def test_single_env_reset_info_holds_the_task() -> None:
     env = make_single(VEL_ID, [0.4])
     _, info = env.reset(seed=0)
@@ -273,15 +319,17 @@ def test_rllab_start_noise_is_normal_with_rllabs_scales() -> None:
 
 
 @pytest.mark.parametrize(
-    ("env_id", "frame_skip", "observe_x", "reset_noise"),
-    [(env_id, 5, False, "gymnasium") for env_id in ALL_IDS]
-    + [(VEL_ID, 1, False, "rllab"), (DIR_ORACLE_ID, 1, True, "gymnasium"), (DIR_ID, 3, True, "rllab")],
+    ("env_id", "frame_skip", "observe_x", "reset_noise", "speed_measure"),
+    [(env_id, 5, False, "gymnasium", "torso") for env_id in ALL_IDS]
+    + [(VEL_ID, 1, False, "rllab", "torso"), (DIR_ORACLE_ID, 1, True, "gymnasium", "torso"),
+       (DIR_ID, 3, True, "rllab", "torso"), (VEL_ID, 1, False, "rllab", "centre_of_mass"),
+       (DIR_ORACLE_ID, 5, True, "gymnasium", "centre_of_mass")],
 )
 def test_vector_env_matches_sync_vector_env_next_step(env_id: str, frame_skip: int, observe_x: bool,
-                                                      reset_noise: str) -> None:
+                                                      reset_noise: str, speed_measure: str) -> None:
     tasks = tasks_for(env_id)
     kwargs = {"frame_skip": frame_skip, "exclude_current_positions_from_observation": not observe_x,
-              "reset_noise": reset_noise}
+              "reset_noise": reset_noise, "speed_measure": speed_measure}
     native = make_task_vec(env_id, NUM_ENVS, max_episode_steps=HORIZON, num_threads=2, **kwargs)
     assert type(native) is VECTOR_CLASSES[env_id]
     assert native.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
@@ -476,6 +524,8 @@ def test_bad_constructor_arguments() -> None:
             make(reset_noise="mujoco")
         with pytest.raises(ValueError, match=r"reset_noise_scale=0.05 applies to reset_noise='gymnasium' only"):
             make(reset_noise="rllab", reset_noise_scale=0.05)
+        with pytest.raises(ValueError, match=r"speed_measure must be one of 'torso', 'centre_of_mass', got 'com'"):
+            make(speed_measure="com")
     with pytest.raises(ValueError, match=r"num_threads must be a non-negative int.*-1"):
         make_task_vec(VEL_ID, 2, num_threads=-1)
     with pytest.raises(ValueError, match=r"num_threads must be a non-negative int.*1\.5"):
