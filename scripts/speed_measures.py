@@ -52,9 +52,10 @@ def score_task(policy: AdaptedPolicy, env_kwargs: dict, episodes: int, rng: np.r
     for t in range(policy.horizon):
         actions = policy.predict(obs, deterministic=False, rng=rng)
         for i, (env, action) in enumerate(zip(envs, actions, strict=True)):
-            obs[i], reward, _, _, info = env.step(action)
+            obs[i], _, _, _, info = env.step(action)
             com_speed = centre_of_mass_speed(env.model, env.data, scratch=scratch)
-            ours[i] += reward
+            # both from the step's speeds, whichever one the run was trained on (env kwarg speed_measure)
+            ours[i] += forward_reward(info["x_velocity"], policy.task[0]) + info["reward_ctrl"]
             paper[i] += forward_reward(com_speed, policy.task[0]) + info["reward_ctrl"]
             root_speeds[t, i], com_speeds[t, i] = info["x_velocity"], com_speed
     for env in envs:

@@ -44,6 +44,17 @@ def test_scores_a_task_file_with_changed_env_kwargs_both_ways(cheetah_run: Path,
     assert abs(mean["difference"] - (mean["paper"] - mean["ours"])) <= 0.15  # the printed means are rounded
 
 
+def test_both_measures_do_not_depend_on_the_speed_the_run_rewards(cheetah_run: Path) -> None:
+    """Before adapting, the episodes are the same whichever speed the env rewards, so both lines must be too."""
+    common = ["--steps", "0", "--tasks", "2", "--episodes", "1"]
+    plain = run_script(str(cheetah_run), *common)
+    centre = run_script(str(cheetah_run), *common, "--env-kwarg", "speed_measure=centre_of_mass")
+    assert plain.returncode == 0 and centre.returncode == 0, plain.stderr + centre.stderr
+    lines, centre_lines = plain.stdout.splitlines(), centre.stdout.splitlines()
+    assert lines[1:] == centre_lines[1:]
+    assert lines[1].split(":")[1] != lines[2].split(":")[1]  # the two measures differ
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--env-kwarg", "bogus=1"], "unknown keyword(s) 'bogus'"),
     (["--env-kwarg", "reset_noise"], "must look like NAME=VALUE"),
