@@ -13,6 +13,7 @@ because the cost of a physics step depends on the contacts the actions lead to.
     python scripts/benchmark_sampler.py                          # 40 tasks x 20 episodes x 200 steps, all cores
     python scripts/benchmark_sampler.py --threads 1 --horizon 100
     python scripts/benchmark_sampler.py --frame-skip 1                 # the paper's control rate (-paper presets)
+    python scripts/benchmark_sampler.py --frame-skip 1 --speed-measure centre_of_mass   # rllab's speed as well
 """
 
 from __future__ import annotations
@@ -97,15 +98,17 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=200)
     parser.add_argument("--threads", type=int, default=0, help="physics threads; 0: every core")
     parser.add_argument("--frame-skip", type=int, default=5, help="physics steps per env step (the paper's: 1)")
+    parser.add_argument("--speed-measure", default="torso", choices=["torso", "centre_of_mass"],
+                        help="speed in the reward (env kwarg speed_measure; centre_of_mass: rllab's, in numpy)")
     parser.add_argument("--sync-envs", type=int, default=40, help="sub-envs of the SyncVectorEnv reference")
     args = parser.parse_args()
     threads = args.threads or default_num_threads()
-    env_kwargs = {"frame_skip": args.frame_skip}
+    env_kwargs = {"frame_skip": args.frame_skip, "speed_measure": args.speed_measure}
     num_envs = args.tasks * args.episodes
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
           f"{torch.__version__} ({torch.get_num_threads()} threads), mujoco {mujoco.__version__}")
     print(f"{args.env}: {args.tasks} tasks x {args.episodes} episodes = {num_envs} envs x {args.horizon} steps, "
-          f"{threads} physics threads, frame_skip {args.frame_skip}\n")
+          f"{threads} physics threads, frame_skip {args.frame_skip}, speed measure {args.speed_measure}\n")
 
     ours, collector, seed, actions = sampler(
         args.env, env_kwargs, args.tasks, args.episodes, args.horizon, threads, [100, 100]
