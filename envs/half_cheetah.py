@@ -48,7 +48,7 @@ from gymnasium.vector import AutoresetMode
 from mujoco import rollout
 
 from meta_rl_envs.base import TaskEnvMixin, describe_env, validate_tasks
-from meta_rl_envs.vector import NativeTaskVectorEnv, check_bool, check_positive_int
+from meta_rl_envs.vector import NativeTaskVectorEnv, check_bool, check_choice, check_positive_int
 
 __all__ = [
     "HalfCheetahDirEnv",
@@ -151,14 +151,14 @@ class PlanarCentreOfMassSpeed:
         body moves at the sum of its slides' speeds along their axes plus, for every hinge above it, the hinge's
         rate times the point's height above the hinge (the x part of ``omega y x r``)."""
         zero = np.zeros(qpos.shape[0])
-        # per body: angle about y, origin x and z, x velocity from the slides, hinges above as (anchor z, rate)
-        frames: dict[int, tuple[Any, Any, Any, Any, list[tuple[Any, Any]]]] = {-1: (zero, zero, zero, zero, [])}
+        # per body: angle about y, origin height z, x velocity from the slides, hinges above as (anchor z, rate);
+        # heights are all the x velocity needs (omega y x r has x part omega * r_z)
+        frames: dict[int, tuple[Any, Any, Any, list[tuple[Any, Any]]]] = {-1: (zero, zero, zero, [])}
         speed = zero
         for body in self._plan:
-            theta, x, z, slide_vx, parent_chain = frames[body.parent]
+            theta, z, slide_vx, parent_chain = frames[body.parent]
             chain = list(parent_chain)
-            dx, dz = _rotate(theta, body.pos_x, body.pos_z)
-            x, z = x + dx, z + dz
+            z = z + _rotate(theta, body.pos_x, body.pos_z)[1]
             for joint in body.joints:
                 q = qpos[:, joint.qpos_adr] - joint.qpos0
                 rate = qvel[:, joint.dof_adr]
@@ -167,9 +167,9 @@ class PlanarCentreOfMassSpeed:
                     chain.append((z, joint.axis_y * rate))
                 else:
                     axis_x, axis_z = _rotate(theta, joint.axis_x, joint.axis_z)
-                    x, z = x + axis_x * q, z + axis_z * q
+                    z = z + axis_z * q
                     slide_vx = slide_vx + axis_x * rate
-            frames[body.id] = (theta, x, z, slide_vx, chain)
+            frames[body.id] = (theta, z, slide_vx, chain)
             centre_z = z + _rotate(theta, body.ipos_x, body.ipos_z)[1]
             speed = speed + body.weight * (slide_vx + sum(rate * (centre_z - anchor_z) for anchor_z, rate in chain))
         return speed
@@ -209,19 +209,10 @@ def _rotate(theta: Any, x: float, z: float) -> tuple[Any, Any]:
     return cos * x + sin * z, cos * z - sin * x
 
 
-def check_speed_measure(speed_measure: Any, who: str) -> str:
-    """``speed_measure`` if it is one of :data:`SPEED_MEASURES`, else a ``ValueError`` naming it."""
-    if not isinstance(speed_measure, str) or speed_measure not in SPEED_MEASURES:
-        raise ValueError(f"{who}: speed_measure must be one of {', '.join(map(repr, SPEED_MEASURES))}, "
-                         f"got {speed_measure!r}")
-    return speed_measure
-
-
 def check_reset_noise(reset_noise: Any, reset_noise_scale: Any, who: str) -> str:
     """``reset_noise`` if it is one of :data:`RESET_NOISES`; rllab's noise has fixed scales, so then
     ``reset_noise_scale`` must stay at its default (else a ``ValueError`` naming the value)."""
-    if not isinstance(reset_noise, str) or reset_noise not in RESET_NOISES:
-        raise ValueError(f"{who}: reset_noise must be one of {', '.join(map(repr, RESET_NOISES))}, got {reset_noise!r}")
+    check_choice(reset_noise, "reset_noise", RESET_NOISES, who)
     if reset_noise == "rllab" and reset_noise_scale != DEFAULT_RESET_NOISE_SCALE:
         raise ValueError(f"{who}: reset_noise_scale={reset_noise_scale!r} applies to reset_noise='gymnasium' only; "
                          f"rllab's noise is fixed (positions {RLLAB_QPOS_NOISE}, velocities {RLLAB_QVEL_NOISE}, "
@@ -269,7 +260,7 @@ class _HalfCheetahTaskEnv(HalfCheetahEnv, TaskEnvMixin):
     ) -> None:
         frame_skip = check_positive_int(frame_skip, "frame_skip", type(self).__name__, _FRAME_SKIP_HINT)
         self.reset_noise = check_reset_noise(reset_noise, reset_noise_scale, type(self).__name__)
-        self.speed_measure = check_speed_measure(speed_measure, type(self).__name__)
+        self.speed_measure = check_choice(speed_measure, "speed_measure", SPEED_MEASURES, type(self).__name__)
         check_bool(exclude_current_positions_from_observation, "exclude_current_positions_from_observation",
                    type(self).__name__)
         self.task_space = spaces.Box(self.task_low, self.task_high, shape=(1,), dtype=np.float64)
@@ -278,7 +269,8 @@ class _HalfCheetahTaskEnv(HalfCheetahEnv, TaskEnvMixin):
             super().__init__(ctrl_cost_weight=ctrl_cost_weight, reset_noise_scale=reset_noise_scale,
                              frame_skip=frame_skip, render_mode=render_mode,
                              exclude_current_positions_from_observation=exclude_current_positions_from_observation)
-        self._centre_of_mass_speed = PlanarCentreOfMassSpeed(self.model)
+        self._centre_of_mass_speed = (PlanarCentreOfMassSpeed(self.model) if self.speed_measure == "centre_of_mass"
+                                      else None)
         if self.observe_task:
             self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self.observation_space.shape[0] + 1,),
                                                 dtype=np.float64)
@@ -308,7 +300,7 @@ class _HalfCheetahTaskEnv(HalfCheetahEnv, TaskEnvMixin):
 
     def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, float]]:
         speed = x_velocity  # Gymnasium's: the torso's x displacement over the step, per second
-        if self.speed_measure == "centre_of_mass":
+        if self._centre_of_mass_speed is not None:
             speed = float(self._centre_of_mass_speed(self.data.qpos[None], self.data.qvel[None])[0])
         forward = float(self._forward_reward(speed))
         ctrl_cost = self.control_cost(action)
@@ -529,7 +521,7 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
         self._state[:] = self._trajectory[:, -1]
         speeds = (self._state[:, self._qpos.start] - x_before) / self.dt
         rewarded_speeds = speeds
-        if self.speed_measure == "centre_of_mass":
+        if self._centre_of_mass_speed is not None:
             rewarded_speeds = self._centre_of_mass_speed(self._state[:, self._qpos], self._state[:, self._qvel])
         ctrl_cost = self.ctrl_cost_weight * np.square(clipped).sum(axis=1)
         rewards = self._forward_rewards(rewarded_speeds) - ctrl_cost

@@ -72,6 +72,13 @@ def check_bool(value: Any, name: str, who: str) -> bool:
     return bool(value)
 
 
+def check_choice(value: Any, name: str, allowed: tuple[str, ...], who: str) -> str:
+    """``value`` if it is one of the strings ``allowed``, else a ``ValueError`` naming it and them."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{who}: {name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
 class NativeTaskVectorEnv(VectorEnv, VectorTaskEnvMixin):
     """Base of the native vector envs: time limit, autoreset, seeding and ``reset_mask`` as ``SyncVectorEnv``.
 
