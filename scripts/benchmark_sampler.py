@@ -8,7 +8,10 @@
 4. Gymnasium's ``SyncVectorEnv`` of the single env (fewer envs: it is slow).
 
 1, 2 and 4 replay the actions the sampler's untrained policy took in 3 (from the same start states for 1 and 2),
-because the cost of a physics step depends on the contacts the actions lead to.
+because the cost of a physics step depends on the contacts the actions lead to. 1-3 are timed ``--repeats``
+times, interleaved (this machine's speed drifts), and their medians are shown with the range. The sampler's time
+per env step is also split into the physics, the rest of the vector env's step and everything outside the env
+(the policy call and the sampler's own work), next to one policy forward pass timed alone.
 
     python scripts/benchmark_sampler.py                          # 40 tasks x 20 episodes x 200 steps, all cores
     python scripts/benchmark_sampler.py --threads 1 --horizon 100
@@ -22,6 +25,8 @@ import argparse
 import os
 import platform
 import time
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium
 import mujoco
@@ -29,7 +34,7 @@ import numpy as np
 import torch
 from mujoco import rollout
 
-from meta_rl.policy import GaussianMLPPolicy
+from meta_rl.policy import GaussianMLPPolicy, Params
 from meta_rl.runtime import keep_freed_memory
 from meta_rl.sampler import Sampler
 from meta_rl_envs.half_cheetah import default_num_threads
@@ -70,23 +75,69 @@ def vector_env(env: gymnasium.vector.VectorEnv, seed: int, actions: np.ndarray) 
     return env.num_envs * len(actions) / (time.perf_counter() - start)
 
 
-def sampler(env_id: str, env_kwargs: dict, tasks: int, episodes: int, horizon: int, threads: int, hidden: list[int]
-            ) -> tuple[float, Sampler, int, np.ndarray]:
-    """Steps/s of one :meth:`Sampler.collect` (policy in the loop) after a warm-up collect; also the sampler,
-    the reset seed it used and the actions it took ``[T, M*N, A]``, for replaying the same work."""
+class StepTimer:
+    """Wraps a callable and adds the seconds spent in it to ``seconds`` (for splitting the sampler's time)."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn, self.seconds = fn, 0.0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def policy_alone(ours: Sampler, params: Params, observations: torch.Tensor) -> float:
+    """Seconds of one policy forward pass over one step's observations ``[M, N, obs]``, back to back on one
+    torch thread, as the sampler runs it but with no physics between the calls."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            ours.policy.forward(observations, params)
+            start = time.perf_counter()
+            for _ in range(100):
+                ours.policy.forward(observations, params)
+            return (time.perf_counter() - start) / 100
+    finally:
+        torch.set_num_threads(previous)
+
+
+def make_sampler(env_id: str, env_kwargs: dict, tasks: int, episodes: int, horizon: int, threads: int,
+                 hidden: list[int]) -> tuple[Sampler, Params, np.ndarray]:
+    """Our sampler with an untrained ReLU policy's parameters and a task batch, warmed up by one collect."""
     env = gymnasium.make(env_id, **env_kwargs).unwrapped
     policy = GaussianMLPPolicy(env.observation_space.shape[0], env.action_space.shape[0], hidden, "relu")
     params = policy.init_params(torch.Generator().manual_seed(0))
     ours = Sampler(env_id, env_kwargs, tasks, episodes, horizon, policy, num_threads=threads)
     task_batch = ours.envs.sample_tasks(tasks, np.random.default_rng(0))
-    generator = torch.Generator().manual_seed(0)
-    ours.collect(params, task_batch, np.random.default_rng(0), generator)
+    ours.collect(params, task_batch, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    return ours, params, task_batch
+
+
+def timed_collect(ours: Sampler, params: Params, task_batch: np.ndarray
+                  ) -> tuple[float, dict[str, float], int, np.ndarray, torch.Tensor]:
+    """Steps/s of one :meth:`Sampler.collect` (policy in the loop); the seconds per env step spent in the physics
+    (``mujoco.rollout``), in the rest of the vector env's step (observations, rewards, bookkeeping) and outside
+    the env (the policy call and the sampler's own work); the reset seed collect used and the actions it took
+    ``[T, M*N, A]``, for replaying the same work; and the first step's observations ``[M, N, obs]``."""
+    envs = ours.envs.unwrapped
+    step, physics = StepTimer(envs.step), StepTimer(envs._rollout.rollout)
+    envs.step, envs._rollout.rollout = step, physics  # instance attributes shadow the methods while timing
+    try:
+        start = time.perf_counter()
+        batch = ours.collect(params, task_batch, np.random.default_rng(1), torch.Generator().manual_seed(1))
+        seconds = time.perf_counter() - start
+    finally:
+        del envs.step, envs._rollout.rollout
+    horizon = batch.actions.shape[0]
+    split = {"physics": physics.seconds / horizon, "env": (step.seconds - physics.seconds) / horizon,
+             "policy": (seconds - step.seconds) / horizon}
     seed = int(np.random.default_rng(1).integers(2**31 - 1))  # the reset seed collect draws from this rng
-    start = time.perf_counter()
-    batch = ours.collect(params, task_batch, np.random.default_rng(1), generator)
-    seconds = time.perf_counter() - start
-    actions = batch.actions.reshape(horizon, tasks * episodes, -1).numpy().astype(np.float64)
-    return batch.num_steps / seconds, ours, seed, actions
+    actions = batch.actions.reshape(horizon, -1, batch.actions.shape[-1]).numpy().astype(np.float64)
+    return batch.num_steps / seconds, split, seed, actions, batch.observations[0]
 
 
 def main() -> None:
@@ -100,6 +151,8 @@ def main() -> None:
     parser.add_argument("--frame-skip", type=int, default=5, help="physics steps per env step (the paper's: 1)")
     parser.add_argument("--speed-measure", default="torso", choices=["torso", "centre_of_mass"],
                         help="speed in the reward (env kwarg speed_measure; centre_of_mass: rllab's, in numpy)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed repeats of the sampler, raw physics and vector env, interleaved; medians shown")
     parser.add_argument("--sync-envs", type=int, default=40, help="sub-envs of the SyncVectorEnv reference")
     args = parser.parse_args()
     threads = args.threads or default_num_threads()
@@ -110,29 +163,45 @@ def main() -> None:
     print(f"{args.env}: {args.tasks} tasks x {args.episodes} episodes = {num_envs} envs x {args.horizon} steps, "
           f"{threads} physics threads, frame_skip {args.frame_skip}, speed measure {args.speed_measure}\n")
 
-    ours, collector, seed, actions = sampler(
+    collector, params, task_batch = make_sampler(
         args.env, env_kwargs, args.tasks, args.episodes, args.horizon, threads, [100, 100]
     )
-    raw_physics(collector.envs, seed, actions[:5], threads)  # warm-up
-    raw = raw_physics(collector.envs, seed, actions, threads)
-    ours_env = vector_env(collector.envs, seed, actions)
+    runs: dict[str, list[float]] = {"raw": [], "env": [], "ours": []}
+    splits = []
+    for repeat in range(args.repeats):  # interleaved, so a change in the machine's speed hits all three alike
+        ours, split, seed, actions, observations = timed_collect(collector, params, task_batch)
+        if repeat == 0:
+            raw_physics(collector.envs, seed, actions[:5], threads)  # warm-up
+        runs["ours"].append(ours)
+        splits.append(split)
+        runs["raw"].append(raw_physics(collector.envs, seed, actions, threads))
+        runs["env"].append(vector_env(collector.envs, seed, actions))
+    forward_alone = policy_alone(collector, params, observations)
     collector.close()
     sync = gymnasium.vector.SyncVectorEnv(
         [lambda: gymnasium.make(args.env, max_episode_steps=args.horizon, **env_kwargs)] * args.sync_envs
     )
     sync_steps = vector_env(sync, 0, actions[: min(args.horizon, 100), : args.sync_envs])
 
+    raw, ours_env, ours = (float(np.median(runs[key])) for key in ("raw", "env", "ours"))
+    ratios = np.array(runs["ours"]) / np.array(runs["raw"])
     rows = [
-        ("raw batched physics (mujoco.rollout)", raw),
-        ("our vector env, same actions", ours_env),
-        ("our sampler, policy in the loop", ours),
-        (f"SyncVectorEnv of {args.sync_envs} single envs", sync_steps),
+        ("raw batched physics (mujoco.rollout)", raw, runs["raw"]),
+        ("our vector env, same actions", ours_env, runs["env"]),
+        ("our sampler, policy in the loop", ours, runs["ours"]),
+        (f"SyncVectorEnv of {args.sync_envs} single envs", sync_steps, [sync_steps]),
     ]
-    print(f"{'':40s} {'env steps/s':>12s} {'of raw':>8s}")
-    for name, steps in rows:
-        print(f"{name:40s} {steps:12.0f} {steps / raw:8.1%}")
-    print(f"\nsampler / raw physics: {ours / raw:.1%} (target >= 80%); "
-          f"sampler / SyncVectorEnv: {ours / sync_steps:.1f}x")
+    print(f"median of {args.repeats} interleaved repeats (range)\n")
+    print(f"{'':40s} {'env steps/s':>12s} {'of raw':>8s}   range")
+    for name, steps, values in rows:
+        spread = f"{min(values):.0f} to {max(values):.0f}" if len(values) > 1 else ""
+        print(f"{name:40s} {steps:12.0f} {steps / raw:8.1%}   {spread}")
+    split = {key: float(np.median([s[key] for s in splits])) * 1e3 for key in splits[0]}
+    print(f"\nsampler, ms per env step of {num_envs} envs (median): physics {split['physics']:.2f}, rest of the "
+          f"vector env's step {split['env']:.2f}, policy and sampler outside the env {split['policy']:.2f} (one policy "
+          f"forward alone, back to back: {forward_alone * 1e3:.2f})")
+    print(f"sampler / raw physics: {np.median(ratios):.1%} (repeats {min(ratios):.1%} to {max(ratios):.1%}; "
+          f"target >= 80%); sampler / SyncVectorEnv: {ours / sync_steps:.1f}x")
 
 
 if __name__ == "__main__":
