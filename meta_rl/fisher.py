@@ -19,7 +19,7 @@ Jacobian-vector product and one transposed product: about 16 of the hidden layer
 about twice that and many more elementwise passes for autograd's double backward through the inner step's graph.
 
 The meta-gradient is written out the same way: ``sum_m A_m^T K_m^T`` applied to the surrogate's derivatives w.r.t.
-the query means and log-stds.
+the query means and log-stds. The surrogate's value comes from the same forward pass.
 
 Supported: one inner step (second or first order) and none (the pretrained and oracle baselines), MAML and
 Meta-SGD, tanh and ReLU. ``tests/test_meta_learner.py`` checks the products against the explicit KL Hessian and the
@@ -306,6 +306,28 @@ class AnalyticMetaObjective:
             flat += [steps[k].reshape(-1) for k in self.names]
         return torch.cat(flat)
 
+    def _query_terms(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The surrogate's pieces on the query batch under the adapted policies: ``mu - a`` and ``z^2``
+        ``[M, B, A]``, ``1 / sigma^2`` (broadcastable to them) and each sample's ratio times its advantage weight
+        ``[M, B]`` (the surrogate is minus their sum)."""
+        log_std = _per_sample(self.query_params["log_std"])
+        difference = self.query_acts.mean - self.query_actions  # mu - a
+        inverse_variance = torch.exp(-2.0 * log_std)
+        z_squared = difference**2 * inverse_variance
+        log_probs = -0.5 * z_squared.sum(-1) - log_std.sum(-1) - 0.5 * LOG_2PI * difference.shape[-1]
+        weights = torch.exp(log_probs - self.query_behaviour_log_probs) * self.query_advantage_weights
+        return difference, z_squared, inverse_variance, weights
+
+    def surrogate(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The outer surrogate (scalar) at the current meta-parameters, with the adapted policies' query means
+        ``[M, B, A]`` and log-stds (``[M, A]``, or the shared ``[A]`` without an inner step) it comes from: the
+        objective's own forward pass, so the update needs no separate one."""
+        if self.products_only:
+            raise RuntimeError("an objective built with curvature_episodes covers only some query episodes; build "
+                               "one without it for the surrogate")
+        with torch.no_grad():
+            return -self._query_terms()[3].sum(), self.query_acts.mean, self.query_params["log_std"]
+
     def meta_gradient(self) -> Tensor:
         """Gradient of the outer surrogate (mean over tasks of minus the masked mean of ratio * advantage, the
         ratio against the behaviour policy) w.r.t. the meta-parameters, flat, at the current values."""
@@ -313,13 +335,8 @@ class AnalyticMetaObjective:
             raise RuntimeError("an objective built with curvature_episodes gives Fisher-vector products only; build "
                                "one without it for the meta-gradient")
         with torch.no_grad():
-            log_std = _per_sample(self.query_params["log_std"])
-            difference = self.query_acts.mean - self.query_actions  # mu - a
-            inverse_variance = torch.exp(-2.0 * log_std)
-            z_squared = difference**2 * inverse_variance
-            log_probs = -0.5 * z_squared.sum(-1) - log_std.sum(-1) - 0.5 * LOG_2PI * difference.shape[-1]
+            difference, z_squared, inverse_variance, weights = self._query_terms()
             # d(-log pi)/d(mu) = (mu - a) / sigma^2 and d(-log pi)/d(log sigma) = 1 - z^2, times ratio * weight
-            weights = torch.exp(log_probs - self.query_behaviour_log_probs) * self.query_advantage_weights
             mean_cotangent = weights.unsqueeze(-1) * difference * inverse_variance
             log_std_cotangent = (weights.unsqueeze(-1) * (1.0 - z_squared)).sum(1)
             return self._flat(*self._adapt_cotangent(self._query_backward(mean_cotangent, log_std_cotangent)))

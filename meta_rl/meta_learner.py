@@ -184,10 +184,9 @@ class MetaLearner:
         outer = self.outer
         tensors = self.meta_parameters()
         if outer.fvp == "analytic":  # values only: the gradient and the products are written out by hand
-            with torch.no_grad():
-                before = self.surrogate(supports, query)
-            check_finite("the outer surrogate loss", before.loss)
             objective = self._analytic_objective(supports, query)
+            before = self._analytic_surrogate(objective, query)
+            check_finite("the outer surrogate loss", before.loss)
             gradient = objective.meta_gradient()
             subsampled = self._fisher_subset(query) is not None
             fisher_vector_product = self._fisher_vector_product(before, query, tensors, supports) if subsampled \
@@ -239,6 +238,17 @@ class MetaLearner:
             raise ValueError(f"outer.fvp='analytic' supports at most one inner step, got {len(supports)}")
         return AnalyticMetaObjective(self.policy, self.params, self.step_size(), supports[0] if supports else None,
                                      query, self.inner.first_order, self.outer.cg_damping, curvature_episodes)
+
+    @staticmethod
+    def _analytic_surrogate(objective: AnalyticMetaObjective, query: Episodes) -> SurrogateResult:
+        """:meth:`surrogate` at the current meta-parameters (KL 0, no graph), from the analytic objective's own
+        forward pass instead of a second adaptation and query pass (equal to rounding; the tests hold it so)."""
+        loss, mean, log_std = objective.surrogate()
+        num_tasks, horizon, num_eps = query.num_tasks, query.rewards.shape[0], query.episodes_per_task
+        mean = mean.view(num_tasks, horizon, num_eps, mean.shape[-1])
+        query_log_std = log_std.view(num_tasks, 1, 1, log_std.shape[-1]) if log_std.dim() == 2 else log_std
+        task_kl = torch.zeros(num_tasks, dtype=loss.dtype, device=loss.device)
+        return SurrogateResult(loss, task_kl.mean(), task_kl, mean, query_log_std, mean, log_std)
 
     def _fisher_subset(self, query: Episodes) -> tuple[str, int] | None:
         """What the Fisher-vector products keep with ``outer.fvp_subsample < 1``: ``("tasks", k)``, the first k

@@ -290,6 +290,29 @@ def test_analytic_meta_gradient_equals_autograd(activation, algorithm, inner_ste
     torch.testing.assert_close(objective.meta_gradient(), expected, rtol=1e-8, atol=1e-12)
 
 
+@pytest.mark.parametrize(("algorithm", "inner_steps", "first_order"),
+                         [("maml", 1, False), ("metasgd", 1, False), ("maml", 1, True), ("maml", 0, False)])
+def test_analytic_surrogate_equals_the_autograd_surrogate(algorithm, inner_steps, first_order):
+    """The TRPO update takes its "before" surrogate (loss, adapted query means and log-stds, the line search's
+    reference) from the analytic objective's forward pass: it must be what :meth:`MetaLearner.surrogate` gives."""
+    policy = GaussianMLPPolicy(2, 2, (5, 4), "relu", init_std=0.8)
+    learner = MetaLearner(policy, tiny_params(policy, seed=3),
+                          InnerConfig(algorithm=algorithm, step_size=0.3, first_order=first_order),
+                          OuterConfig(fvp="analytic"),
+                          step_sizes={k: v.double() for k, v in init_step_sizes(policy, 0.3).items()})
+    support = [tiny_episodes(num_tasks=2, seed=4)][:inner_steps]
+    query = tiny_episodes(num_tasks=2, num_eps=3, seed=12)  # T=4 != N=3: a wrong reshape cannot pass
+    with torch.no_grad():
+        expected = learner.surrogate(support, query)
+    result = learner._analytic_surrogate(learner._analytic_objective(support, query), query)
+    for name in ("loss", "kl", "task_kl", "old_mean", "old_log_std", "mean", "log_std"):
+        torch.testing.assert_close(getattr(result, name), getattr(expected, name), rtol=1e-10, atol=1e-12,
+                                   msg=lambda text, name=name: f"{name}: {text}")
+    assert result.loss.item() != 0.0 and result.mean.shape == (2, 4, 3, 2)
+    with pytest.raises(RuntimeError, match="curvature_episodes"):
+        learner._analytic_objective(support, query, curvature_episodes=1).surrogate()
+
+
 @pytest.mark.parametrize(("algorithm", "optimizer"), [("maml", "trpo"), ("metasgd", "trpo"), ("metasgd", "adam")])
 def test_copy_updates_like_the_original_and_leaves_it_alone(algorithm: str, optimizer: str):
     learner = make_learner(algorithm, optimizer=optimizer)
