@@ -28,11 +28,15 @@ for method in maml metasgd pretrained oracle; do
 done
 
 # score_all TAG TITLE [evaluate options...]: evaluate every method (and the random policy) with these options into
-# results/cheetah-FAMILY-METHOD[-paper]TAG.json, and plot them.
+# results/cheetah-FAMILY-METHOD[-paper]TAG.json, and plot them. The arrays pretrained_options (extra evaluate options
+# for the pretrained policy) and references (plot --reference arguments) apply when set.
+pretrained_options=() references=()
 score_all() {
   local tag="$1" plot_title="$2"; shift 2
   for method in maml metasgd pretrained; do
-    meta-rl evaluate "runs/cheetah-$family-$method$suffix" "$@" --no-progress \
+    local extra=()
+    [ "$method" = pretrained ] && extra=("${pretrained_options[@]}")
+    meta-rl evaluate "runs/cheetah-$family-$method$suffix" "$@" "${extra[@]}" --no-progress \
       --json "results/cheetah-$family-$method$suffix$tag.json"
   done
   meta-rl evaluate "cheetah-$family-maml$suffix" --random "$@" --no-progress \
@@ -40,15 +44,26 @@ score_all() {
   meta-rl evaluate "runs/cheetah-$family-oracle$suffix" --grad-steps 0 "$@" --no-progress \
     --json "results/cheetah-$family-oracle$suffix$tag.json"
   meta-rl plot results/cheetah-"$family"-{maml,metasgd,pretrained,random,oracle}"$suffix$tag".json \
-    -o "results/cheetah-$family-adaptation$suffix$tag.png" --title "$plot_title"
+    -o "results/cheetah-$family-adaptation$suffix$tag.png" --title "$plot_title" "${references[@]}"
 }
 
 mkdir -p results
 score_all "" "half-cheetah $family$title, 40 tasks"
 
 # At the paper's rate, also score as the paper's numbers were measured: on the authors' 40 test tasks
-# (scripts/paper_test_tasks/) from rllab's start state. These are the rows to set beside the paper's.
+# (scripts/paper_test_tasks/) from rllab's start state, the pretrained policy with the step the authors' test
+# script gave it (velocity 0.02, direction 0.2, then half), with the paper's numbers drawn beside ours. These are
+# the rows to set beside the paper's.
 if [ -n "$suffix" ]; then
+  if [ "$family" = vel ]; then
+    pretrained_options=(--step-schedule 0.02,0.01,0.01)
+    references=(--reference "MAML paper=-129.5,-78.6,-66.6,-60.8"
+                --reference "pretrained, MAML paper=-158.0,-135.4,-128.5,-133.6" --reference "oracle, MAML paper=-54.5")
+  else
+    pretrained_options=(--step-schedule 0.2,0.1,0.1)
+    references=(--reference "MAML paper=-50.7,293.2,313.5,315.7"
+                --reference "pretrained, MAML paper=-43.0,-24.8,-12.9,19.6" --reference "oracle, MAML paper=442.7")
+  fi
   score_all -protocol "half-cheetah $family$title, the paper's 40 test tasks, rllab's start" \
     --task-file "scripts/paper_test_tasks/cheetah-$family.json" --env-kwarg reset_noise=rllab
 fi

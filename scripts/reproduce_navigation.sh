@@ -24,7 +24,8 @@ train_pair "navigation-maml$suffix" "navigation-metasgd$suffix"
 train_pair "navigation-pretrained$suffix" "navigation-oracle$suffix"
 
 # score_all TAG TITLE [evaluate options...]: evaluate every method (and the random policy) with these options into
-# results/navigation-METHOD[-paper]TAG.json, and plot them; the plain pass also draws each method's trajectories.
+# results/navigation-METHOD[-paper]TAG.json, and plot them (with the array references as plot --reference arguments);
+# the plain pass also draws each method's trajectories.
 score_all() {
   local tag="$1" plot_title="$2"; shift 2
   for method in maml metasgd pretrained; do
@@ -37,16 +38,19 @@ score_all() {
   meta-rl evaluate "runs/full-navigation-oracle$suffix" --grad-steps 0 "$@" --no-progress \
     --json "results/navigation-oracle$suffix$tag.json"
   meta-rl plot results/navigation-{maml,metasgd,pretrained,random,oracle}"$suffix$tag".json \
-    -o "results/navigation-adaptation$suffix$tag.png" --title "$plot_title"
+    -o "results/navigation-adaptation$suffix$tag.png" --title "$plot_title" "${references[@]}"
 }
+references=()  # plot --reference arguments, when set
 
 mkdir -p results
 score_all "" "2D navigation${suffix:+ (paper setting)}, 40 held-out tasks"
 
 # In the paper's setting, also score as the paper's numbers were measured: on the authors' 40 test goals
 # (scripts/paper_test_tasks/navigation.json) with 40 episodes per step (their test script sampled 4000 steps of
-# horizon 100 per step). These are the rows to set beside the paper's.
+# horizon 100 per step), with the paper's numbers drawn beside ours. These are the rows to set beside the paper's.
 if [ -n "$suffix" ]; then
+  references=(--reference "MAML paper=-40.41,-11.68,-3.33,-3.23" --reference "pretrained, MAML paper=-40.81,-19.73,-11.72,-8.47"
+              --reference "oracle, MAML paper=-2.29")
   score_all -protocol "2D navigation (paper setting), the paper's 40 test goals, 40 episodes per step" \
     --task-file scripts/paper_test_tasks/navigation.json --episodes 40
 fi
