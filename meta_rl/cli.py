@@ -191,7 +191,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """Adaptation curves from evaluation JSON files."""
-    from meta_rl.plots import load_results, plot_adaptation_curves
+    from meta_rl.evaluation import load_results
+    from meta_rl.plots import plot_adaptation_curves
 
     try:
         results = load_results(args.results)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,21 +129,39 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def read_json(path: str | Path, what: str) -> Any:
+    """The JSON in ``path``; a missing, unreadable or malformed file is a ``ValueError`` naming ``what`` it
+    should have been and the path."""
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as error:
+        raise ValueError(f"cannot read the {what} {str(path)!r}: {error.strerror or error}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"the {what} {str(path)!r} is not valid JSON: {error}") from None
+
+
 def load_task_file(path: str | Path) -> list:
     """The tasks in a JSON file: a list of tasks (``[0.5, 1.2]``, ``[[0.3, -0.2], ...]``), or an object whose
     ``"tasks"`` key holds one (other keys, such as a ``"source"``, are for readers); a clear error otherwise."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as error:
-        raise ValueError(f"cannot read the task file {str(path)!r}: {error.strerror or error}") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"the task file {str(path)!r} is not valid JSON: {error}") from None
+    data = read_json(path, "task file")
     tasks = data.get("tasks") if isinstance(data, dict) else data
     if not isinstance(tasks, list) or not tasks:
         raise ValueError(f"the task file {str(path)!r} must hold a non-empty list of tasks, or an object with one "
                          f"under \"tasks\", e.g. {{\"tasks\": [0.5, 1.2]}}")
     return tasks
+
+
+def load_results(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Results written by :func:`write_json` (``meta-rl evaluate --json``), read back for plotting; a clear
+    error for a missing, malformed or different file."""
+    results = []
+    for path in paths:
+        result = read_json(path, "evaluation file")
+        returns = result.get("returns") if isinstance(result, dict) else None
+        if not isinstance(returns, dict) or "mean" not in returns:
+            raise ValueError(f"{str(path)!r} is not a `meta-rl evaluate --json` file (no returns.mean)")
+        results.append(result)
+    return results
 
 
 def write_json(result: dict[str, Any], path: str | Path) -> None:

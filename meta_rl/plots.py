@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -51,22 +50,6 @@ def plot_adaptation_curves(results: Sequence[dict[str, Any]], path: str | Path, 
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)  # beside the axes: it hides no curve
     fig.tight_layout()
     return _save(fig, path)
-
-
-def load_results(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """Evaluation JSON files, with a clear error for a missing or malformed one."""
-    results = []
-    for path in paths:
-        try:
-            result = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ValueError(f"evaluation file {str(path)!r} does not exist") from None
-        except json.JSONDecodeError as error:
-            raise ValueError(f"evaluation file {str(path)!r} is not valid JSON: {error}") from None
-        if not isinstance(result, dict) or "returns" not in result or "mean" not in result.get("returns", {}):
-            raise ValueError(f"{str(path)!r} is not a `meta-rl evaluate --json` file (no returns.mean)")
-        results.append(result)
-    return results
 
 
 History = Sequence[dict[str, float]]  # a checkpoint's "history": per iteration, {"returns/step_K": mean return}

@@ -109,6 +109,14 @@ def test_bad_inputs_get_clear_errors(trained, tmp_path, capsys):
     (tmp_path / "bad.json").write_text("{not json")
     assert main(["plot", str(tmp_path / "bad.json")]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+    # a directory, a missing file and JSON of another shape: named, no traceback
+    (tmp_path / "other.json").write_text('{"returns": [1, 2]}')
+    for path, message in [(tmp_path, f"cannot read the evaluation file {str(tmp_path)!r}"),
+                          (tmp_path / "gone.json", "cannot read the evaluation file"),
+                          (tmp_path / "other.json", "is not a `meta-rl evaluate --json` file")]:
+        assert main(["plot", str(path), "-o", str(tmp_path / "p.png")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "p.png").exists()
     with pytest.raises(ValueError, match="num_tasks must be >= 1"):
         evaluate(run_dir, num_tasks=0)
 
