@@ -48,7 +48,13 @@ from gymnasium.vector import AutoresetMode
 from mujoco import rollout
 
 from meta_rl_envs.base import TaskEnvMixin, describe_env, validate_tasks
-from meta_rl_envs.vector import NativeTaskVectorEnv, check_bool, check_choice, check_positive_int
+from meta_rl_envs.vector import (
+    NativeTaskVectorEnv,
+    check_bool,
+    check_choice,
+    check_no_unused_kwargs,
+    check_positive_int,
+)
 
 __all__ = [
     "HalfCheetahDirEnv",
@@ -439,8 +445,10 @@ class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
         speed_measure: str = "torso",
         num_threads: int | None = None,
         render_mode: str | None = None,
+        **unused: Any,
     ) -> None:
         who = type(self).__name__
+        check_no_unused_kwargs(unused, type(self))
         frame_skip = check_positive_int(frame_skip, "frame_skip", who, _FRAME_SKIP_HINT)
         if render_mode is not None:
             raise ValueError(f"{who}: render_mode={render_mode!r} is not supported; allowed: None "

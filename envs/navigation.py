@@ -21,7 +21,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from meta_rl_envs.base import TaskEnvMixin, describe_env
-from meta_rl_envs.vector import NativeTaskVectorEnv, check_bool
+from meta_rl_envs.vector import NativeTaskVectorEnv, check_bool, check_no_unused_kwargs
 
 __all__ = ["Navigation2DEnv", "Navigation2DOracleEnv", "Navigation2DOracleVectorEnv", "Navigation2DVectorEnv"]
 
@@ -164,11 +164,7 @@ class Navigation2DVectorEnv(NativeTaskVectorEnv):
         **unused: Any,
     ) -> None:
         who = type(self).__name__
-        if unused:
-            raise TypeError(
-                f"{who}: unexpected keyword argument(s) {sorted(unused)}; allowed: num_envs, "
-                "max_episode_steps, goal_low, goal_high, autoreset_mode, task, render_mode, normalized_actions"
-            )
+        check_no_unused_kwargs(unused, type(self))
         _check_render_mode(render_mode, who)
         self.normalized_actions = check_bool(normalized_actions, "normalized_actions", who)
         task_space = _task_space(goal_low, goal_high, who)

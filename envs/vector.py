@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -70,6 +71,16 @@ def check_bool(value: Any, name: str, who: str) -> bool:
     if not isinstance(value, bool | np.bool_):
         raise ValueError(f"{who}: {name} must be true or false, got {value!r}")
     return bool(value)
+
+
+def check_no_unused_kwargs(unused: dict[str, Any], env_class: type) -> None:
+    """A ``TypeError`` naming any keyword ``env_class.__init__`` does not take, and the ones it does (derived from
+    its signature, so the list cannot go stale); Python's own message would name neither the env nor the rest."""
+    if unused:
+        allowed = [name for name, parameter in inspect.signature(env_class.__init__).parameters.items()
+                   if name != "self" and parameter.kind is not inspect.Parameter.VAR_KEYWORD]
+        raise TypeError(f"{env_class.__name__}: unexpected keyword argument(s) {sorted(unused)}; allowed: "
+                        f"{', '.join(allowed)}")
 
 
 def check_choice(value: Any, name: str, allowed: tuple[str, ...], who: str) -> str:

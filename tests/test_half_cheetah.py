@@ -544,6 +544,10 @@ def test_bad_constructor_arguments() -> None:
         HalfCheetahVelVectorEnv(2, autoreset_mode=AutoresetMode.SAME_STEP, num_threads=1)
     with pytest.raises(ValueError, match=r"2\.5.*outside"):
         HalfCheetahVelVectorEnv(2, task=[2.5], num_threads=1)
+    # a misspelt keyword is named with the env and every keyword it takes (from its signature)
+    with pytest.raises(TypeError, match=r"HalfCheetahDirVectorEnv: unexpected keyword argument\(s\) \['frameskip'\]; "
+                                        r"allowed: num_envs, max_episode_steps, .*frame_skip, .*render_mode$"):
+        make_task_vec(DIR_ID, 2, frameskip=1, num_threads=1)
 
 
 def test_step_before_reset_and_bad_action_shape() -> None:
