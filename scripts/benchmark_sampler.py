@@ -37,6 +37,7 @@ from mujoco import rollout
 from meta_rl.policy import GaussianMLPPolicy, Params
 from meta_rl.runtime import keep_freed_memory
 from meta_rl.sampler import Sampler
+from meta_rl.sampler import _single_torch_thread as single_torch_thread  # the sampler's own setting
 from meta_rl_envs.half_cheetah import default_num_threads
 
 
@@ -92,17 +93,12 @@ class StepTimer:
 def policy_alone(ours: Sampler, params: Params, observations: torch.Tensor) -> float:
     """Seconds of one policy forward pass over one step's observations ``[M, N, obs]``, back to back on one
     torch thread, as the sampler runs it but with no physics between the calls."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
+    with torch.no_grad(), single_torch_thread():
+        ours.policy.forward(observations, params)
+        start = time.perf_counter()
+        for _ in range(100):
             ours.policy.forward(observations, params)
-            start = time.perf_counter()
-            for _ in range(100):
-                ours.policy.forward(observations, params)
-            return (time.perf_counter() - start) / 100
-    finally:
-        torch.set_num_threads(previous)
+        return (time.perf_counter() - start) / 100
 
 
 def make_sampler(env_id: str, env_kwargs: dict, tasks: int, episodes: int, horizon: int, threads: int,
@@ -155,6 +151,8 @@ def main() -> None:
                         help="timed repeats of the sampler, raw physics and vector env, interleaved; medians shown")
     parser.add_argument("--sync-envs", type=int, default=40, help="sub-envs of the SyncVectorEnv reference")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     threads = args.threads or default_num_threads()
     env_kwargs = {"frame_skip": args.frame_skip, "speed_measure": args.speed_measure}
     num_envs = args.tasks * args.episodes

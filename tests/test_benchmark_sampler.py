@@ -50,3 +50,9 @@ def test_prints_every_row_and_the_split() -> None:
     assert split is not None, result.stdout
     assert all(float(value) > 0.0 for value in split.groups())
     assert "median of 2 interleaved repeats" in result.stdout
+
+
+def test_no_repeats_is_a_clear_error() -> None:
+    result = subprocess.run([sys.executable, str(SCRIPT), *TINY, "--repeats", "0"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2 and "--repeats must be at least 1, got 0" in result.stderr
