@@ -1,5 +1,7 @@
 """The inner loop: one policy-gradient step per task, for all M tasks at once (MAML and Meta-SGD).
 
+The loss the step differentiates is the configured inner estimator (:mod:`meta_rl.estimators`).
+
 The initial parameters are expanded to ``[M, ...]``; the per-task losses are summed and a single
 ``torch.autograd.grad`` returns every task's own gradient, because the tasks do not interact. With
 ``create_graph=True`` the step stays differentiable (second-order meta-gradient); ``first_order`` detaches the
@@ -11,24 +13,30 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from meta_rl.episodes import Episodes
+from meta_rl.episodes import Episodes, masked_task_mean
+from meta_rl.estimators import SupportTerms, get_estimator
 from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_log_prob, is_task_batched
 
 StepSize = float | Params
 
-
-def masked_task_mean(values: Tensor, mask: Tensor) -> Tensor:
-    """Mean of ``[M, T, N]`` values over each task's valid steps: ``[M]``."""
-    return (values * mask).sum(dim=(1, 2)) / mask.sum(dim=(1, 2)).clamp_min(1.0)
+__all__ = ["StepSize", "adapt", "expand_to_tasks", "init_step_sizes", "inner_loss", "masked_task_mean", "support_terms"]
 
 
-def inner_loss(policy: GaussianMLPPolicy, params: Params, episodes: Episodes) -> Tensor:
-    """REINFORCE loss with advantages, one value per task ``[M]``: ``-mean(log pi(a|s) * A)`` over valid steps."""
+def support_terms(episodes: Episodes) -> SupportTerms:
+    """What the estimators need of the support episodes, task-major ``[M, T, N]``."""
     if episodes.advantages is None:
         raise ValueError("episodes have no advantages yet; call baseline.compute_advantages first")
+    return SupportTerms(episodes.task_major("log_probs"), episodes.task_major("advantages"),
+                        episodes.task_major("mask"))
+
+
+def inner_loss(policy: GaussianMLPPolicy, params: Params, episodes: Episodes, estimator: str = "maml") -> Tensor:
+    """The inner estimator's loss on the support episodes, one value per task ``[M]`` (``maml``:
+    ``-mean(log pi(a|s) * A)`` over valid steps)."""
+    loss = get_estimator(estimator)
+    terms = support_terms(episodes)
     mean, log_std = policy.forward(episodes.task_major("observations"), params)
-    log_probs = gaussian_log_prob(episodes.task_major("actions"), mean, log_std)
-    return masked_task_mean(-log_probs * episodes.task_major("advantages"), episodes.task_major("mask"))
+    return loss(gaussian_log_prob(episodes.task_major("actions"), mean, log_std), terms)
 
 
 def expand_to_tasks(params: Params, num_tasks: int) -> Params:
@@ -44,6 +52,7 @@ def adapt(
     episodes: Episodes,
     step_size: StepSize,
     first_order: bool = False,
+    estimator: str = "maml",
 ) -> Params:
     """One inner step for every task: ``theta_m' = theta - step_size * grad L_m(theta)``.
 
@@ -52,6 +61,7 @@ def adapt(
     :param step_size: a scalar (MAML) or a dict of per-element step sizes shaped like the shared parameters
         (Meta-SGD).
     :param first_order: treat the inner gradient as a constant in the meta-gradient.
+    :param estimator: the inner loss (:mod:`meta_rl.estimators`): ``maml``, ``lvc`` or ``dice``.
     :return: task-batched adapted parameters ``[M, ...]``; differentiable w.r.t. ``params`` and Meta-SGD's step
         sizes whenever those require gradients.
     """
@@ -65,7 +75,7 @@ def adapt(
         leaves = batched
         if not tracking:
             leaves = {k: v.detach().clone().requires_grad_(True) for k, v in batched.items()}
-        loss = inner_loss(policy, leaves, episodes).sum()
+        loss = inner_loss(policy, leaves, episodes, estimator).sum()
         grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=create_graph)
     adapted = {}
     for (name, value), grad in zip(batched.items(), grads, strict=True):

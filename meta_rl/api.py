@@ -198,7 +198,7 @@ class MetaPolicy:
 
     def adapt_on(self, params: Params, episodes: Episodes, step_size: StepSize) -> Params:
         """One inner step on given episodes (with advantages), exactly the trainer's inner step."""
-        return adapt(self.policy, params, episodes, step_size)
+        return adapt(self.policy, params, episodes, step_size, estimator=self.config.inner.estimator)
 
     def adapt(self, task: Any = None, env: gymnasium.Env | None = None, steps: int = 1,
               episodes: int | None = None, seed: int = 0) -> AdaptedPolicy:

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import yaml
 
+from meta_rl.estimators import estimator_names
+
 
 class ConfigError(ValueError):
     """A configuration key or value is not allowed; the message says which and what is."""
@@ -62,6 +64,11 @@ class InnerConfig:
         "pretrained and oracle baselines).", nonnegative=True
     )
     first_order: bool = _field(False, "Drop the second-order term of the meta-gradient (first-order MAML).")
+    estimator: str = _field(
+        "maml", "The inner loss the meta-gradient differentiates through: maml (the MAML paper's surrogate; biased), "
+        "lvc (ProMP's low-variance curvature) or dice (DiCE; unbiased, higher variance). See meta_rl.estimators.",
+        choices=estimator_names,
+    )
 
 
 @dataclass
@@ -260,6 +267,9 @@ def _coerce(path: str, value: Any, annotation: Any, meta: dict[str, Any]) -> Any
             raise ConfigError(f"{path}: {value!r} is not allowed; expected a finite number")
     elif annotation is str and not isinstance(value, str):
         raise bad
+    if "choices" in meta and value not in meta["choices"]():
+        raise ConfigError(f"{path}: {value!r} is not allowed; expected one of "
+                          f"{', '.join(repr(c) for c in meta['choices']())}")
     if meta.get("positive") and not value > 0:
         raise ConfigError(f"{path}: {value!r} is not allowed; expected a value > 0")
     if meta.get("nonnegative") and not value >= 0:

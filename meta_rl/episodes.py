@@ -66,3 +66,8 @@ class Episodes:
         if name not in self._task_major:
             self._task_major[name] = getattr(self, name).transpose(0, 1).contiguous()
         return self._task_major[name]
+
+
+def masked_task_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of task-major ``[M, T, N]`` values over each task's valid steps: ``[M]``."""
+    return (values * mask).sum(dim=(1, 2)) / mask.sum(dim=(1, 2)).clamp_min(1.0)

@@ -22,8 +22,9 @@ The meta-gradient is written out the same way: ``sum_m A_m^T K_m^T`` applied to 
 the query means and log-stds. The surrogate's value comes from the same forward pass.
 
 Supported: one inner step (second or first order) and none (the pretrained and oracle baselines), MAML and
-Meta-SGD, tanh and ReLU. ``tests/test_meta_learner.py`` checks the products against the explicit KL Hessian and the
-gradient against autograd's.
+Meta-SGD, tanh and ReLU, every inner estimator (:mod:`meta_rl.estimators`: the sampling term of ``lvc`` and ``dice``
+joins the output errors of the Hessian-vector product's own backward pass). ``tests/test_meta_learner.py`` checks
+the products against the explicit KL Hessian and the gradient against autograd's.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from meta_rl.adaptation import support_terms
 from meta_rl.episodes import Episodes
+from meta_rl.estimators import get_estimator
 from meta_rl.policy import LOG_2PI, GaussianMLPPolicy, Params
 
 Tangent = dict[str, Tensor]  # per-parameter tensors; shared ``[...]`` or per task ``[M, ...]``
@@ -101,6 +104,7 @@ class AnalyticMetaObjective:
     :param curvature_episodes: estimate the products on the first this many episodes of every task (support and
         query), about ``N / curvature_episodes`` times cheaper; the inner step, and so the adapted parameters the
         products are taken at, still use every episode. Such an object gives products only, no meta-gradient.
+    :param estimator: the inner loss (:mod:`meta_rl.estimators`) whose gradient and Hessian the inner step uses.
     """
 
     def __init__(
@@ -113,8 +117,10 @@ class AnalyticMetaObjective:
         first_order: bool,
         damping: float,
         curvature_episodes: int | None = None,
+        estimator: str = "maml",
     ) -> None:
         self.policy = policy
+        self.estimator = get_estimator(estimator)
         self.names = list(params)
         self.params = {k: v.detach() for k, v in params.items()}
         self.metasgd = isinstance(step_size, dict)
@@ -216,13 +222,27 @@ class AnalyticMetaObjective:
 
     # --- the support side: A_m ---------------------------------------------------------------------------
     def _prepare_support(self, support: Episodes) -> None:
-        """The inner step's forward and backward pass, kept for the Hessian-vector products."""
+        """The inner step's forward and backward pass, kept for the Hessian-vector products.
+
+        The estimator is a function ``f`` of the support log-probabilities ``l_b``, so its gradient is
+        ``sum_b f'_b grad l_b`` and its Hessian ``sum_b f'_b hess l_b + sum_bb' f''_bb' grad l_b grad l_b'^T``;
+        ``f'`` (and ``f''`` times a vector, where ``f`` is not linear in ``l``) come from autograd on ``[M, T, N]``.
+        """
         observations = _flat_batch(support, "observations")
-        mask = _flat_batch(support, "mask")
-        weights = mask * _flat_batch(support, "advantages") / mask.sum(1, keepdim=True).clamp_min(1.0)  # c [M, B]
         self.support_acts = self._forward(observations, self.params)
         self.inverse_variance = torch.exp(-2.0 * self.params["log_std"])  # [A]
         self.difference = self.support_acts.mean - _flat_batch(support, "actions")  # mu - a, [M, B, A]
+        self.support_z_squared = self.difference**2 * self.inverse_variance
+        log_probs = (-0.5 * self.support_z_squared.sum(-1) - self.params["log_std"].sum()
+                     - 0.5 * LOG_2PI * self.difference.shape[-1])
+        with torch.enable_grad():
+            horizon, num_tasks, num_eps = support.mask.shape
+            leaf = log_probs.view(num_tasks, horizon, num_eps).requires_grad_(True)
+            loss = self.estimator(leaf, support_terms(support)).sum()
+            (first,) = torch.autograd.grad(loss, leaf, create_graph=True)
+        # f'' times a vector, by a backward pass of f' (None where f is linear in the log-probs: MAML)
+        self._second_derivative = (leaf, first) if first.requires_grad else None
+        weights = -first.detach().reshape(log_probs.shape)  # c: the loss's gradient is -sum_b c_b grad l_b, [M, B]
         self.support_weights = weights.unsqueeze(-1)  # [M, B, 1]
         output_delta = self.support_weights * self.difference * self.inverse_variance  # dL/dmu
         self.support_deltas: list[Tensor] = [None] * len(self.policy.layer_names)  # type: ignore[list-item]
@@ -231,8 +251,7 @@ class AnalyticMetaObjective:
         # h * delta_z of each hidden layer, the tanh second-derivative term of the HVP
         self.tanh_curvatures = [h * d for h, d in zip(self.support_acts.inputs[1:], self.support_deltas[:-1],
                                                       strict=True)] if self.policy.activation == "tanh" else []
-        z_squared = self.difference**2 * self.inverse_variance
-        self.gradient["log_std"] = (self.support_weights * (1.0 - z_squared)).sum(1)  # [M, A]
+        self.gradient["log_std"] = (self.support_weights * (1.0 - self.support_z_squared)).sum(1)  # [M, A]
 
     def _hessian_vector_product(self, tangent: Tangent) -> Tangent:
         """``H_m v`` for every task: shared or per-task ``tangent`` in, per-task ``[M, ...]`` out."""
@@ -242,8 +261,20 @@ class AnalyticMetaObjective:
         r_log_std = _per_sample(tangent["log_std"])
         scaled = self.inverse_variance * self.support_weights  # c / sigma^2, [M, B, A]
         r_delta = scaled * (r_mean - 2.0 * self.difference * r_log_std)
+        log_std_product = 2.0 * scaled * self.difference * (self.difference * r_log_std - r_mean)
+        if self._second_derivative is not None:
+            # sum_b u_b grad l_b with u = f'' s and s_b = grad l_b . v, the estimator's sampling term; it joins the
+            # output errors of the same backward pass. grad l_b is -(mu - a)/sigma^2 (mean), z^2 - 1 (log-std).
+            mean_score = self.difference * self.inverse_variance
+            log_std_score = self.support_z_squared - 1.0
+            directional = (log_std_score * r_log_std - mean_score * r_mean).sum(-1)  # s [M, B]
+            leaf, first = self._second_derivative
+            (second,) = torch.autograd.grad(first, leaf, grad_outputs=directional.view_as(leaf), retain_graph=True)
+            second = second.reshape(directional.shape).unsqueeze(-1)  # u [M, B, 1]
+            r_delta = r_delta - second * mean_score
+            log_std_product = log_std_product + second * log_std_score
         product = self._r_backward(r_inputs, tangent, r_delta, pre_tangents)
-        product["log_std"] = (2.0 * scaled * self.difference * (self.difference * r_log_std - r_mean)).sum(1)
+        product["log_std"] = log_std_product.sum(1)
         return product
 
     def _adapt_tangent(self, tangent: Tangent, step_tangent: Tangent | None) -> Tangent:

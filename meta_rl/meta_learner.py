@@ -125,7 +125,7 @@ class MetaLearner:
         adapted = self.params if params is None else params
         rate = self.step_size() if step_size is None else step_size
         for episodes in supports:
-            adapted = adapt(self.policy, adapted, episodes, rate, first_order=self.inner.first_order)
+            adapted = adapt(self.policy, adapted, episodes, rate, self.inner.first_order, self.inner.estimator)
         return adapted
 
     def surrogate(
@@ -237,7 +237,8 @@ class MetaLearner:
         if len(supports) > 1:
             raise ValueError(f"outer.fvp='analytic' supports at most one inner step, got {len(supports)}")
         return AnalyticMetaObjective(self.policy, self.params, self.step_size(), supports[0] if supports else None,
-                                     query, self.inner.first_order, self.outer.cg_damping, curvature_episodes)
+                                     query, self.inner.first_order, self.outer.cg_damping, curvature_episodes,
+                                     self.inner.estimator)
 
     @staticmethod
     def _analytic_surrogate(objective: AnalyticMetaObjective, query: Episodes) -> SurrogateResult:

@@ -205,7 +205,7 @@ class Trainer:
             if k < config.inner.num_steps:
                 tick = time.perf_counter()
                 supports.append(episodes)
-                adapted = adapt(self.policy, adapted, episodes, step_size, first_order=True)
+                adapted = adapt(self.policy, adapted, episodes, step_size, True, config.inner.estimator)
                 timings["adaptation"] += time.perf_counter() - tick
         return MetaBatch(supports, episodes, returns, timings, env_steps)  # the last batch is the query
 

@@ -15,18 +15,21 @@ from meta_rl.reference import per_task_trpo_update
 from meta_rl.trpo import flatten
 
 
-def make_learner(algorithm: str = "maml", **outer: object) -> MetaLearner:
+def make_learner(algorithm: str = "maml", estimator: str = "maml", **outer: object) -> MetaLearner:
     policy = tiny_policy()
     step_sizes = {k: v.double() for k, v in init_step_sizes(policy, 0.3).items()}
-    return MetaLearner(policy, tiny_params(policy), InnerConfig(algorithm=algorithm, step_size=0.3),
+    return MetaLearner(policy, tiny_params(policy), InnerConfig(algorithm=algorithm, step_size=0.3,
+                                                                estimator=estimator),
                        OuterConfig(**outer), step_sizes=step_sizes)
 
 
+@pytest.mark.parametrize("estimator", ["maml", "lvc", "dice"])
 @pytest.mark.parametrize(("algorithm", "inner_steps"), [("maml", 1), ("metasgd", 1), ("maml", 0)])
 @pytest.mark.parametrize("fvp", ["analytic", "gauss_newton", "kl_hessian"])
-def test_fisher_vector_product_equals_explicit_kl_hessian(algorithm: str, inner_steps: int, fvp: str):
+def test_fisher_vector_product_equals_explicit_kl_hessian(algorithm: str, inner_steps: int, fvp: str,
+                                                          estimator: str):
     """Also without adaptation (the pretrained/oracle baselines): one log-std shared by all tasks."""
-    learner = make_learner(algorithm, fvp=fvp, cg_damping=0.0)
+    learner = make_learner(algorithm, estimator, fvp=fvp, cg_damping=0.0)
     assert_fisher_is_the_explicit_kl_hessian(learner, [tiny_episodes(seed=1)][:inner_steps], tiny_episodes(seed=11))
 
 
@@ -237,11 +240,12 @@ def test_fisher_subset_keeps_the_first_tasks_or_episodes():
     assert make_learner(fvp_subsample=0.9, fvp_subsample_by="episodes")._fisher_subset(query) is None
 
 
+@pytest.mark.parametrize("estimator", ["maml", "lvc", "dice"])
 @pytest.mark.parametrize("algorithm", ["maml", "metasgd"])
 @pytest.mark.parametrize("fvp", ["analytic", "gauss_newton", "kl_hessian"])
-def test_batched_update_takes_the_per_task_reference_step(algorithm: str, fvp: str):
+def test_batched_update_takes_the_per_task_reference_step(algorithm: str, fvp: str, estimator: str):
     """The task-batched TRPO update moves the meta-parameters exactly as the plain loop over tasks does."""
-    batched, reference = make_learner(algorithm, fvp=fvp), make_learner(algorithm)
+    batched, reference = make_learner(algorithm, estimator, fvp=fvp), make_learner(algorithm, estimator)
     support, query = tiny_episodes(num_tasks=3, seed=1), tiny_episodes(num_tasks=3, seed=2)
     start = flatten([t.detach().clone() for t in batched.meta_parameters()])
     stats = batched.update([support], query)
@@ -252,32 +256,36 @@ def test_batched_update_takes_the_per_task_reference_step(algorithm: str, fvp: s
                                rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.parametrize("estimator", ["maml", "lvc", "dice"])
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 @pytest.mark.parametrize(("algorithm", "inner_steps", "first_order"),
                          [("maml", 1, False), ("metasgd", 1, False), ("maml", 1, True), ("metasgd", 1, True),
                           ("metasgd", 0, False)])
 def test_analytic_fisher_on_a_deeper_policy_equals_explicit_kl_hessian(activation, algorithm, inner_steps,
-                                                                       first_order):
+                                                                       first_order, estimator):
     """Two hidden layers (so the R-operators' layer-to-layer terms count), both activations, first order too."""
     policy = GaussianMLPPolicy(2, 2, (5, 4), activation, init_std=0.8)
     step_sizes = {k: 0.3 + 0.05 * torch.rand(v.shape, dtype=torch.float64,
                                               generator=torch.Generator().manual_seed(5))
                   for k, v in init_step_sizes(policy, 0.3).items()}
     learner = MetaLearner(policy, tiny_params(policy, seed=3),
-                          InnerConfig(algorithm=algorithm, step_size=0.3, first_order=first_order),
+                          InnerConfig(algorithm=algorithm, step_size=0.3, first_order=first_order,
+                                      estimator=estimator),
                           OuterConfig(fvp="analytic", cg_damping=0.0), step_sizes=step_sizes)
     support = [tiny_episodes(num_tasks=2, seed=4)][:inner_steps]
     assert_fisher_is_the_explicit_kl_hessian(learner, support, tiny_episodes(num_tasks=2, seed=12))
 
 
+@pytest.mark.parametrize("estimator", ["maml", "lvc", "dice"])
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 @pytest.mark.parametrize(("algorithm", "inner_steps", "first_order"),
                          [("maml", 1, False), ("metasgd", 1, False), ("metasgd", 1, True), ("maml", 0, False)])
-def test_analytic_meta_gradient_equals_autograd(activation, algorithm, inner_steps, first_order):
+def test_analytic_meta_gradient_equals_autograd(activation, algorithm, inner_steps, first_order, estimator):
     """The hand-written meta-gradient equals autograd's through the inner step (behaviour log-probs != current)."""
     policy = GaussianMLPPolicy(2, 2, (5, 4), activation, init_std=0.8)
     learner = MetaLearner(policy, tiny_params(policy, seed=3),
-                          InnerConfig(algorithm=algorithm, step_size=0.3, first_order=first_order),
+                          InnerConfig(algorithm=algorithm, step_size=0.3, first_order=first_order,
+                                      estimator=estimator),
                           OuterConfig(fvp="analytic"),
                           step_sizes={k: v.double() for k, v in init_step_sizes(policy, 0.3).items()})
     support = [tiny_episodes(num_tasks=2, seed=4)][:inner_steps]
@@ -286,7 +294,7 @@ def test_analytic_meta_gradient_equals_autograd(activation, algorithm, inner_ste
     expected = flatten(torch.autograd.grad(learner.surrogate(support, query).loss, tensors, allow_unused=True,
                                            materialize_grads=True))
     objective = AnalyticMetaObjective(policy, learner.params, learner.step_size(), (support or [None])[0], query,
-                               first_order, damping=0.0)
+                               first_order, damping=0.0, estimator=estimator)
     torch.testing.assert_close(objective.meta_gradient(), expected, rtol=1e-8, atol=1e-12)
 
 
