@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from meta_rl.estimators import estimator_names
+from meta_rl.outer import algorithm_names
 
 
 class ConfigError(ValueError):
@@ -72,11 +73,31 @@ class InnerConfig:
 
 
 @dataclass
+class ProMPConfig:
+    """ProMP's outer loop (``outer.optimizer: promp``); the defaults are the ProMP paper's."""
+
+    lr: float = _field(1e-3, "Adam's learning rate.", positive=True)
+    steps: int = _field(5, "Adam steps per meta-iteration, all on the same episodes.", positive=True)
+    clip_eps: float = _field(0.3, "PPO clip range of the outer likelihood ratio, in (0, 1).", unit_open=True)
+    inner_kl_coeff: float = _field(
+        5e-4, "Weight of the penalty on each inner step's KL between its sampling policy and the same policy "
+        "recomputed from the updated meta-parameters (its starting value when adaptive).", nonnegative=True
+    )
+    adaptive_inner_kl: bool = _field(
+        False, "After each update, halve an inner step's coefficient when its KL is below target_inner_kl / 1.5 and "
+        "double it when above target_inner_kl * 1.5."
+    )
+    target_inner_kl: float = _field(0.01, "The inner KL adaptive_inner_kl steers towards.", positive=True)
+
+
+@dataclass
 class OuterConfig:
     """The outer loop: how the initial parameters (and Meta-SGD's step sizes) are updated."""
 
-    optimizer: Literal["trpo", "adam", "sgd"] = _field(
-        "trpo", "trpo: conjugate gradient on the KL plus line search; adam/sgd: a torch optimizer step."
+    optimizer: str = _field(
+        "trpo", "trpo: conjugate gradient on the KL plus line search; adam/sgd: a torch optimizer step; promp: ProMP's "
+        "clipped surrogate with an inner-KL penalty, several Adam steps (outer.promp). See meta_rl.outer.",
+        choices=algorithm_names,
     )
     max_kl: float = _field(0.01, "TRPO trust region: largest mean KL between old and new adapted policies.",
                            positive=True)
@@ -97,6 +118,7 @@ class OuterConfig:
     line_search_steps: int = _field(15, "TRPO backtracking line-search steps.", positive=True)
     line_search_backtrack_ratio: float = _field(0.8, "TRPO line-search shrink factor, in (0, 1).", unit_open=True)
     lr: float = _field(0.01, "Learning rate of the adam/sgd meta-optimizer.", positive=True)
+    promp: ProMPConfig = _field(ProMPConfig(), "ProMP's settings (outer.optimizer: promp).")
 
 
 @dataclass

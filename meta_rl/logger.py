@@ -20,7 +20,18 @@ TAGS: dict[str, str] = {
     "trpo/accepted": "1 if the line search accepted a step, else 0 (TRPO only).",
     "trpo/backtracks": "Line-search backtracking steps taken (line_search_steps when rejected; TRPO only).",
     "trpo/step_fraction": "Fraction of the full trust-region step taken (0 when rejected; TRPO only).",
+    "promp/inner_kl": "Mean over inner steps of the KL between each step's sampling policy and the same policy "
+    "recomputed from the updated meta-parameters (ProMP only).",
+    "promp/inner_kl_coeff": "Mean over inner steps of the inner-KL penalty's coefficient used (ProMP only).",
+    "promp/clip_fraction": "Share of valid query steps whose likelihood ratio left [1 - clip_eps, 1 + clip_eps] "
+    "after the update (ProMP only).",
     "policy/std": "Mean standard deviation of the meta-policy's Gaussian.",
+    "policy/entropy": "Differential entropy of the meta-policy's Gaussian (before adaptation), in nats.",
+    "adaptation/kl": "Mean KL from the pre- to the post-adaptation policy on the first support batch's observations "
+    "(over tasks): how far the inner steps move the policy.",
+    "adaptation/gain": "Mean over tasks of the post-adaptation minus the pre-adaptation return (returns/step_K minus "
+    "returns/step_0, task by task).",
+    "adaptation/gain_negative_fraction": "Share of the meta-batch's tasks whose return fell with adaptation.",
     "metasgd/step_size_mean": "Mean of Meta-SGD's per-parameter step sizes (Meta-SGD only).",
     "metasgd/step_size_abs_mean": "Mean absolute Meta-SGD step size (Meta-SGD only).",
     "metasgd/step_size_min": "Smallest Meta-SGD step size (Meta-SGD only).",

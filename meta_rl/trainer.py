@@ -29,10 +29,10 @@ from meta_rl.checkpoint import (
     snapshot_name,
 )
 from meta_rl.config import Config, ConfigError, config_from_dict, merge_dicts
-from meta_rl.episodes import Episodes
+from meta_rl.episodes import Episodes, masked_task_mean
 from meta_rl.logger import Logger
 from meta_rl.meta_learner import MetaLearner, NonFiniteError
-from meta_rl.policy import GaussianMLPPolicy
+from meta_rl.policy import LOG_2PI, GaussianMLPPolicy, Params, gaussian_kl
 from meta_rl.sampler import Sampler
 
 
@@ -68,6 +68,28 @@ def process(episodes: Episodes, config: Config) -> Episodes:
     return episodes
 
 
+def adaptation_diagnostics(policy: GaussianMLPPolicy, params: Params, adapted: Params, supports: list[Episodes],
+                          task_returns: list[torch.Tensor]) -> dict[str, float]:
+    """What the inner steps did: the KL from the pre- to the post-adaptation policy on the first support batch's
+    observations, the pre-adaptation policy's entropy, and the per-task gain in return (mean, share negative).
+
+    :param task_returns: each batch's mean return per task ``[M]``, before adapting and after each step.
+    """
+    with torch.no_grad():
+        entropy = (params["log_std"] + 0.5 * (1.0 + LOG_2PI)).sum().item()
+        stats = {"policy/entropy": entropy}
+        if not supports:
+            return stats
+        observations, mask = supports[0].task_major("observations"), supports[0].task_major("mask")
+        pre_mean, pre_log_std = policy.forward(observations, params)
+        post_mean, post_log_std = policy.forward(observations, adapted)
+        kl = masked_task_mean(gaussian_kl(pre_mean, pre_log_std, post_mean, post_log_std), mask)
+        gain = task_returns[-1] - task_returns[0]
+        stats.update({"adaptation/kl": kl.mean().item(), "adaptation/gain": gain.mean().item(),
+                      "adaptation/gain_negative_fraction": (gain < 0).double().mean().item()})
+        return stats
+
+
 @dataclass
 class MetaBatch:
     """One meta-iteration's episodes: what :meth:`Trainer.sample_meta_batch` returns."""
@@ -75,6 +97,7 @@ class MetaBatch:
     supports: list[Episodes]  # one batch per inner step, on the update device
     query: Episodes  # the adapted policies' episodes
     returns: dict[str, float]  # returns/step_k: mean return of each batch
+    diagnostics: dict[str, float]  # adaptation/* and policy/entropy: how the inner steps changed the policy
     timings: dict[str, float]  # seconds spent sampling and adapting
     env_steps: int
 
@@ -194,12 +217,14 @@ class Trainer:
         if isinstance(step_size, dict):
             step_size = {k: v.detach() for k, v in step_size.items()}
         supports: list[Episodes] = []
+        task_returns = []
         env_steps = 0
         for k in range(config.inner.num_steps + 1):
             tick = time.perf_counter()
             episodes = self.collect(adapted, tasks)
             env_steps += episodes.num_steps
             returns[f"returns/step_{k}"] = episodes.mean_return()
+            task_returns.append(episodes.episode_returns().mean(dim=1))
             episodes = episodes.to(self.device)
             timings["sampling"] += time.perf_counter() - tick
             if k < config.inner.num_steps:
@@ -207,7 +232,8 @@ class Trainer:
                 supports.append(episodes)
                 adapted = adapt(self.policy, adapted, episodes, step_size, True, config.inner.estimator)
                 timings["adaptation"] += time.perf_counter() - tick
-        return MetaBatch(supports, episodes, returns, timings, env_steps)  # the last batch is the query
+        diagnostics = adaptation_diagnostics(self.policy, learner.params, adapted, supports, task_returns)
+        return MetaBatch(supports, episodes, returns, diagnostics, timings, env_steps)  # the last batch: the query
 
     def train_iteration(self) -> dict[str, float]:
         """Sample tasks, adapt, collect query episodes, meta-update; returns the iteration's statistics."""
@@ -215,20 +241,12 @@ class Trainer:
         start = time.perf_counter()
         batch = self.sample_meta_batch()
         supports, query, timings, env_steps = batch.supports, batch.query, batch.timings, batch.env_steps
-        stats = dict(batch.returns)
+        stats = {**batch.returns, **batch.diagnostics}
         tick = time.perf_counter()
         update = learner.update(supports, query)
         outer_time = time.perf_counter() - tick
 
-        stats["losses/surrogate_before"] = update["surrogate_before"]
-        stats["losses/surrogate_after"] = update["surrogate_after"]
-        stats["losses/kl"] = update["kl"]
-        stats["losses/max_task_kl"] = update["max_task_kl"]
-        stats["losses/grad_norm"] = update["grad_norm"]
-        if "line_search_accepted" in update:
-            stats["trpo/accepted"] = update["line_search_accepted"]
-            stats["trpo/backtracks"] = update["line_search_backtracks"]
-            stats["trpo/step_fraction"] = update["step_fraction"]
+        stats.update(update)  # already named by their TensorBoard tags
         stats["policy/std"] = learner.params["log_std"].detach().exp().mean().item()
         if learner.step_sizes is not None:
             flat = torch.cat([v.detach().reshape(-1) for v in learner.step_sizes.values()])

@@ -94,8 +94,9 @@ def main() -> None:
             reference_step = step if reference_step is None else reference_step
             norms = step.norm() * reference_step.norm()
             cosine = float(step @ reference_step / norms) if norms > 0 else float("nan")
-            improvement = stats["surrogate_before"] - stats["surrogate_after"]
-            rows[variant].append((seconds, improvement, stats["step_fraction"], stats["max_task_kl"], cosine))
+            improvement = stats["losses/surrogate_before"] - stats["losses/surrogate_after"]
+            rows[variant].append((seconds, improvement, stats["trpo/step_fraction"], stats["losses/max_task_kl"],
+                                  cosine))
     trainer.close()
 
     reference_improvement = sum(r[1] for r in rows[variants[0]]) / args.batches

@@ -46,7 +46,7 @@ def assert_fisher_is_the_explicit_kl_hessian(learner: MetaLearner, support: list
         return learner.surrogate(support, kl_query, *candidate, old=before).kl
 
     hessian = torch.autograd.functional.hessian(kl, flat(like))
-    product = learner._fisher_vector_product(learner.surrogate(support, query), query, tensors, support)
+    product = learner.algorithm.fisher_vector_product(learner.surrogate(support, query), query, tensors, support)
     g = torch.Generator().manual_seed(0)
     for _ in range(3):
         v = torch.randn(hessian.shape[0], generator=g, dtype=torch.float64)
@@ -59,9 +59,9 @@ def test_damping_is_added():
     tensors = learner.meta_parameters()
     before = learner.surrogate([support], query)
     v = torch.ones(sum(t.numel() for t in tensors), dtype=torch.float64)
-    damped = learner._fisher_vector_product(before, query, tensors, [support])(v)
+    damped = learner.algorithm.fisher_vector_product(before, query, tensors, [support])(v)
     learner.outer.cg_damping = 0.0
-    plain = learner._fisher_vector_product(learner.surrogate([support], query), query, tensors, [support])(v)
+    plain = learner.algorithm.fisher_vector_product(learner.surrogate([support], query), query, tensors, [support])(v)
     torch.testing.assert_close(damped - plain, 0.5 * v)
 
 
@@ -73,14 +73,14 @@ def test_trpo_step_improves_the_surrogate_within_max_kl(algorithm: str):
     old = flatten([t.detach() for t in learner.meta_parameters()]).clone()
     before = learner.surrogate([support], query)
     stats = learner.update([support], query)
-    assert stats["line_search_accepted"] == 1.0
+    assert stats["trpo/accepted"] == 1.0
     new = flatten([t.detach() for t in learner.meta_parameters()])
     assert not torch.equal(old, new)
     after = learner.surrogate([support], query, old=before)  # KL against the pre-update adapted policy
     assert after.kl.item() <= max_kl * (1 + 1e-9)
     assert after.kl.item() > 0.05 * max_kl  # it took a real step, not a vanishing one
     assert after.loss.item() < before.loss.item()
-    assert stats["surrogate_after"] == pytest.approx(after.loss.item(), rel=1e-9)
+    assert stats["losses/surrogate_after"] == pytest.approx(after.loss.item(), rel=1e-9)
 
 
 def test_line_search_rejects_and_keeps_the_old_parameters():
@@ -90,7 +90,7 @@ def test_line_search_rejects_and_keeps_the_old_parameters():
     query.advantages = torch.zeros_like(query.advantages)
     old = [t.detach().clone() for t in learner.meta_parameters()]
     stats = learner.update([support], query)
-    assert stats["line_search_accepted"] == 0.0
+    assert stats["trpo/accepted"] == 0.0
     for before, after in zip(old, learner.meta_parameters(), strict=True):
         assert torch.equal(before, after.detach())
 
@@ -137,15 +137,15 @@ def test_subsampled_fisher_is_the_exact_fisher_of_the_first_tasks(fvp: str):
     subsampling, exact = make_learner(fvp=fvp, fvp_subsample=0.5), make_learner(fvp=fvp)
     support, query = tiny_episodes(num_tasks=4, seed=1), tiny_episodes(num_tasks=4, seed=2)
     tensors = subsampling.meta_parameters()
-    subsampled = subsampling._fisher_vector_product(subsampling.surrogate([support], query), query, tensors,
+    subsampled = subsampling.algorithm.fisher_vector_product(subsampling.surrogate([support], query), query, tensors,
                                                     [support])
     first_two = [support.select_tasks(slice(0, 2))], query.select_tasks(slice(0, 2))
-    reference = exact._fisher_vector_product(exact.surrogate(*first_two), first_two[1], exact.meta_parameters(),
-                                             first_two[0])
+    reference = exact.algorithm.fisher_vector_product(exact.surrogate(*first_two), first_two[1],
+                                                      exact.meta_parameters(), first_two[0])
     vector = torch.linspace(-1.0, 1.0, flatten(tensors).numel(), dtype=torch.float64)
     torch.testing.assert_close(subsampled(vector), reference(vector))
-    everything = exact._fisher_vector_product(exact.surrogate([support], query), query, exact.meta_parameters(),
-                                              [support])
+    everything = exact.algorithm.fisher_vector_product(exact.surrogate([support], query), query,
+                                                       exact.meta_parameters(), [support])
     assert not torch.allclose(everything(vector), reference(vector))  # the subset really differs
 
 
@@ -195,13 +195,13 @@ def test_episode_subsampled_analytic_fisher_takes_the_inner_hessian_from_the_fir
                                 first_query.task_major("mask")).mean()
 
     hessian = torch.autograd.functional.hessian(kl, flat(like))
-    product = learner._fisher_vector_product(learner.surrogate([support], query), query, tensors, [support])
+    product = learner.algorithm.fisher_vector_product(learner.surrogate([support], query), query, tensors, [support])
     g = torch.Generator().manual_seed(0)
     for _ in range(3):
         v = torch.randn(hessian.shape[0], generator=g, dtype=torch.float64)
         torch.testing.assert_close(product(v), hessian @ v, rtol=1e-8, atol=1e-10)
     exact = make_learner(algorithm, cg_damping=0.0)
-    exact_product = exact._fisher_vector_product(exact.surrogate([support], query), query, tensors, [support])
+    exact_product = exact.algorithm.fisher_vector_product(exact.surrogate([support], query), query, tensors, [support])
     assert not torch.allclose(exact_product(v), product(v))  # the subset really differs
     with pytest.raises(RuntimeError, match="products only"):
         product.meta_gradient()
@@ -210,7 +210,7 @@ def test_episode_subsampled_analytic_fisher_takes_the_inner_hessian_from_the_fir
 def test_episode_subsampled_update_steps_within_the_trust_region():
     learner = make_learner("metasgd", fvp_subsample=0.5, fvp_subsample_by="episodes")
     stats = learner.update([tiny_episodes(num_eps=4, seed=1)], tiny_episodes(num_eps=4, seed=11))
-    assert stats["line_search_accepted"] == 1.0 and 0.0 < stats["kl"] <= learner.outer.max_kl
+    assert stats["trpo/accepted"] == 1.0 and 0.0 < stats["losses/kl"] <= learner.outer.max_kl
 
 
 @pytest.mark.parametrize("optimizer", ["trpo", "adam"])
@@ -228,16 +228,17 @@ def test_max_task_kl_is_the_largest_task_kl_of_the_step(optimizer: str):
                                              log_std[m:m + 1]), query.task_major("mask")[m:m + 1]).item()
                 for m in range(3)]
     assert min(task_kls) > 0.0 and max(task_kls) > min(task_kls) * 1.01  # the tasks moved, and unequally
-    assert stats["max_task_kl"] == pytest.approx(max(task_kls), rel=1e-9)
-    assert stats["kl"] == pytest.approx(sum(task_kls) / 3, rel=1e-9)
+    assert stats["losses/max_task_kl"] == pytest.approx(max(task_kls), rel=1e-9)
+    assert stats["losses/kl"] == pytest.approx(sum(task_kls) / 3, rel=1e-9)
 
 
 def test_fisher_subset_keeps_the_first_tasks_or_episodes():
     query = tiny_episodes(num_tasks=4, num_eps=3)
-    assert make_learner(fvp_subsample=0.5)._fisher_subset(query) == ("tasks", 2)
-    assert make_learner(fvp_subsample=0.5, fvp_subsample_by="episodes")._fisher_subset(query) == ("episodes", 2)
-    assert make_learner(fvp_subsample=0.1, fvp_subsample_by="episodes")._fisher_subset(query) == ("episodes", 1)
-    assert make_learner(fvp_subsample=0.9, fvp_subsample_by="episodes")._fisher_subset(query) is None
+    assert make_learner(fvp_subsample=0.5).algorithm.fisher_subset(query) == ("tasks", 2)
+    by_episodes = {"fvp_subsample_by": "episodes"}
+    assert make_learner(fvp_subsample=0.5, **by_episodes).algorithm.fisher_subset(query) == ("episodes", 2)
+    assert make_learner(fvp_subsample=0.1, **by_episodes).algorithm.fisher_subset(query) == ("episodes", 1)
+    assert make_learner(fvp_subsample=0.9, **by_episodes).algorithm.fisher_subset(query) is None
 
 
 @pytest.mark.parametrize("estimator", ["maml", "lvc", "dice"])
@@ -251,7 +252,7 @@ def test_batched_update_takes_the_per_task_reference_step(algorithm: str, fvp: s
     stats = batched.update([support], query)
     per_task_trpo_update(reference, support, query)
     moved = flatten([t.detach() for t in batched.meta_parameters()])
-    assert stats["line_search_accepted"] == 1.0 and (moved - start).norm() > 1e-3  # a real step was taken
+    assert stats["trpo/accepted"] == 1.0 and (moved - start).norm() > 1e-3  # a real step was taken
     torch.testing.assert_close(moved, flatten([t.detach() for t in reference.meta_parameters()]),
                                rtol=1e-7, atol=1e-9)
 
@@ -312,13 +313,13 @@ def test_analytic_surrogate_equals_the_autograd_surrogate(algorithm, inner_steps
     query = tiny_episodes(num_tasks=2, num_eps=3, seed=12)  # T=4 != N=3: a wrong reshape cannot pass
     with torch.no_grad():
         expected = learner.surrogate(support, query)
-    result = learner._analytic_surrogate(learner._analytic_objective(support, query), query)
+    result = learner.algorithm.analytic_surrogate(learner.algorithm.analytic_objective(support, query), query)
     for name in ("loss", "kl", "task_kl", "old_mean", "old_log_std", "mean", "log_std"):
         torch.testing.assert_close(getattr(result, name), getattr(expected, name), rtol=1e-10, atol=1e-12,
                                    msg=lambda text, name=name: f"{name}: {text}")
     assert result.loss.item() != 0.0 and result.mean.shape == (2, 4, 3, 2)
     with pytest.raises(RuntimeError, match="curvature_episodes"):
-        learner._analytic_objective(support, query, curvature_episodes=1).surrogate()
+        learner.algorithm.analytic_objective(support, query, curvature_episodes=1).surrogate()
 
 
 @pytest.mark.parametrize(("algorithm", "optimizer"), [("maml", "trpo"), ("metasgd", "trpo"), ("metasgd", "adam")])

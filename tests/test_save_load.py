@@ -13,7 +13,6 @@ import pytest
 import torch
 from helpers import TINY
 
-from meta_rl import meta_learner
 from meta_rl.checkpoint import (
     CHECKPOINT_NAME,
     FORMAT,
@@ -24,6 +23,7 @@ from meta_rl.checkpoint import (
 )
 from meta_rl.config import Config, ConfigError, load_config
 from meta_rl.meta_learner import NonFiniteError
+from meta_rl.outer import trpo as outer_trpo
 from meta_rl.trainer import Trainer
 
 
@@ -357,7 +357,7 @@ def _poison_parameter(trainer, monkeypatch):
 
 
 def _poison_optimizer_step(trainer, monkeypatch):
-    step = trainer.learner.optimizer.step
+    step = trainer.learner.algorithm.optimizer.step
 
     def nan_step(*args, **kwargs):
         result = step(*args, **kwargs)
@@ -365,11 +365,11 @@ def _poison_optimizer_step(trainer, monkeypatch):
             trainer.learner.params["mean.bias"][0] = float("nan")
         return result
 
-    monkeypatch.setattr(trainer.learner.optimizer, "step", nan_step)
+    monkeypatch.setattr(trainer.learner.algorithm.optimizer, "step", nan_step)
 
 
 def _poison_trpo_step(trainer, monkeypatch):
-    monkeypatch.setattr(meta_learner, "trust_region_step", lambda direction, *_: torch.full_like(direction, np.nan))
+    monkeypatch.setattr(outer_trpo, "trust_region_step", lambda direction, *_: torch.full_like(direction, np.nan))
 
 
 @pytest.mark.parametrize(("preset", "poison", "where"), [
