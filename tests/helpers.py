@@ -10,9 +10,11 @@ from meta_rl.policy import GaussianMLPPolicy, Params
 
 CHEETAH_PRESETS = sorted(f"cheetah-{family}-{method}{variant}" for family in ("dir", "vel")
                          for method in ("maml", "metasgd", "oracle", "pretrained") for variant in ("", "-paper"))
-PRESETS = [*CHEETAH_PRESETS, "navigation-maml", "navigation-maml-adam", "navigation-maml-paper", "navigation-metasgd",
+PROMP_PRESETS = ["cheetah-dir-promp", "cheetah-vel-promp", "navigation-promp"]
+PRESETS = sorted([*CHEETAH_PRESETS, *PROMP_PRESETS, "navigation-maml", "navigation-maml-adam", "navigation-maml-paper",
+                  "navigation-metasgd",
            "navigation-metasgd-adam", "navigation-metasgd-paper", "navigation-oracle", "navigation-oracle-paper",
-           "navigation-pretrained", "navigation-pretrained-paper"]
+           "navigation-pretrained", "navigation-pretrained-paper"])
 """Every preset that ships with the package, sorted."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from meta_rl.config import list_presets, load_config
 REQUIRED_TAGS = [
     "returns/step_0", "returns/step_1", "losses/kl", "losses/max_task_kl", "losses/surrogate_before",
     "losses/grad_norm", "trpo/accepted", "time/sampling", "time/iteration", "perf/env_steps_per_second",
+    "policy/entropy", "adaptation/kl", "adaptation/gain", "adaptation/gain_negative_fraction",
 ]
 
 
@@ -89,6 +91,32 @@ def test_metasgd_adam_logs_step_sizes_and_no_trpo(tmp_path):
     assert "metasgd/step_size_mean" in tags
     assert "returns/step_1" in tags
     assert not any(tag.startswith("trpo/") for tag in tags)
+
+
+def test_promp_logs_its_tags_and_no_trpo(tmp_path):
+    run_dir = tmp_path / "run"
+    assert train(run_dir, preset="navigation-promp", iterations=2) == 0
+    events = scalars(run_dir)
+    tags = events.Tags()["scalars"]
+    assert {"promp/inner_kl", "promp/inner_kl_coeff", "promp/clip_fraction", "losses/surrogate_after"} <= set(tags)
+    assert not any(tag.startswith("trpo/") for tag in tags)
+    assert [event.value for event in events.Scalars("promp/inner_kl_coeff")] == pytest.approx([5e-4, 5e-4])
+    assert all(0.0 <= event.value <= 1.0 for event in events.Scalars("promp/clip_fraction"))
+
+
+def test_adaptation_diagnostics_are_what_the_iteration_did(tmp_path):
+    """The logged gain is the post- minus the pre-adaptation return (the tasks have equal episode counts), the
+    entropy that of the Gaussian with the logged std (one action dimension's worth times two), the KL positive."""
+    run_dir = tmp_path / "run"
+    assert train(run_dir, iterations=2) == 0
+    events = scalars(run_dir)
+    value = lambda tag: [event.value for event in events.Scalars(tag)]  # noqa: E731
+    for gain, pre, post in zip(value("adaptation/gain"), value("returns/step_0"), value("returns/step_1"),
+                               strict=True):
+        assert gain == pytest.approx(post - pre, abs=1e-4)
+    assert value("adaptation/kl")[0] > 0.0
+    assert 0.0 <= value("adaptation/gain_negative_fraction")[0] <= 1.0
+    assert value("policy/entropy")[0] == pytest.approx(2 * (0.5 + 0.5 * math.log(2 * math.pi)), abs=1e-6)
 
 
 def test_existing_checkpoint_needs_resume_then_resume_continues(tmp_path, capsys):

@@ -6,7 +6,7 @@ import dataclasses
 import re
 
 import pytest
-from helpers import CHEETAH_PRESETS, PRESETS
+from helpers import CHEETAH_PRESETS, PRESETS, PROMP_PRESETS
 
 from meta_rl.config import (
     Config,
@@ -15,6 +15,7 @@ from meta_rl.config import (
     InnerConfig,
     OuterConfig,
     PolicyConfig,
+    ProMPConfig,
     config_from_dict,
     field_docs,
     list_presets,
@@ -84,7 +85,19 @@ def test_every_preset_loads_with_the_papers_navigation_numbers(name):
     assert config.iterations == 500
     # The name says which algorithm and which meta-optimizer.
     assert config.inner.algorithm == ("metasgd" if "metasgd" in name else "maml")
-    assert config.outer.optimizer == ("adam" if name.endswith("-adam") else "trpo")
+    assert config.outer.optimizer == ("adam" if name.endswith("-adam") else "promp" if name.endswith("-promp")
+                                      else "trpo")
+
+
+@pytest.mark.parametrize("name", PROMP_PRESETS)
+def test_promp_presets_are_their_maml_preset_with_promp_and_lvc(name):
+    """Same batch, policy and inner step size as the MAML-TRPO preset they are compared with; ProMP's defaults."""
+    config = load_config(name)
+    maml = load_config(name.replace("-promp", "-maml"))
+    assert (config.inner.estimator, config.outer.optimizer) == ("lvc", "promp")
+    assert config.outer.promp == ProMPConfig(lr=1e-3, steps=5, clip_eps=0.3, inner_kl_coeff=5e-4,
+                                             adaptive_inner_kl=False, target_inner_kl=0.01)
+    assert dataclasses.replace(config, inner=maml.inner, outer=maml.outer) == maml
 
 
 def test_defaults_equal_a_bare_config():

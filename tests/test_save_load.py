@@ -87,7 +87,7 @@ def leftover_temp_files(run_dir: Path) -> list[str]:
 
 # --- round trip -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("preset", ["navigation-maml", "navigation-metasgd", "navigation-maml-adam",
-                                    "navigation-metasgd-adam"])
+                                    "navigation-metasgd-adam", "navigation-promp"])
 def test_checkpoint_round_trip(trainers, preset):
     trainer = trainers.new(preset, iterations=2)
     initial = {k: v.detach().clone() for k, v in trainer.learner.params.items()}
@@ -106,9 +106,12 @@ def test_checkpoint_round_trip(trainers, preset):
     assert_same(state["rng"]["torch"], trainer.generator.get_state(), "torch rng")
     learner = state["learner"]
     assert (learner["step_sizes"] is not None) == ("metasgd" in preset)
-    assert (learner["optimizer"] is not None) == preset.endswith("-adam")
+    assert (learner["optimizer"] is not None) == preset.endswith(("-adam", "-promp"))
     if preset.endswith("-adam"):
         assert learner["optimizer"]["state"], "Adam state is empty after two updates"
+    if preset.endswith("-promp"):
+        assert learner["optimizer"]["adam"]["state"], "ProMP's Adam state is empty after two updates"
+        assert learner["optimizer"]["inner_kl_coeff"] == [5e-4]
 
     # Load into a fresh, untrained trainer: it becomes an exact copy.
     fresh = trainers.new(preset, iterations=2)
@@ -121,7 +124,7 @@ def test_checkpoint_round_trip(trainers, preset):
 
 
 # --- exact resume ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("preset", ["navigation-metasgd-adam", "navigation-maml"])
+@pytest.mark.parametrize("preset", ["navigation-metasgd-adam", "navigation-maml", "navigation-promp"])
 def test_resume_is_exact(trainers, tmp_path, preset):
     straight = trainers.new(preset, iterations=4, run_dir=tmp_path / "straight")
     straight_history = straight.train(progress=False)
