@@ -7,7 +7,9 @@ and one query batch with the preset's sizes, then times on the same episodes and
 - ``ours``: :meth:`MetaLearner.update` with the preset's settings (exact analytic Fisher-vector products);
 - variants: the other exact products (``outer.fvp=gauss_newton``: J^T D J by autograd; ``kl_hessian``: double
   backward through the KL gradient) and ``outer.fvp_subsample=0.25`` (of the tasks, and of every task's episodes);
-- ``reference``: :func:`meta_rl.reference.per_task_trpo_update` (loop over tasks, double backward per product).
+- ``reference``: :func:`meta_rl.reference.per_task_trpo_update` (loop over tasks, double backward per product);
+- the inner estimators and ProMP: the preset's update with ``inner.estimator`` maml, lvc and dice, and ProMP's
+  (``outer.optimizer=promp`` with lvc), timed in interleaved rounds, as medians and ratios to maml's.
 
 It also measures what bounds the update: the time of one policy forward and one forward+backward over the query
 batch, and the machine's batched-matmul throughput on the hidden layer's shape.
@@ -19,15 +21,18 @@ batch, and the machine's batched-matmul throughput on the hidden layer's shape.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
 
 import torch
 
-from meta_rl.config import load_config
+from meta_rl.config import load_config, replace_validated
+from meta_rl.meta_learner import MetaLearner
 from meta_rl.reference import per_task_trpo_update
 from meta_rl.runtime import keep_freed_memory
 from meta_rl.trainer import Trainer
@@ -88,6 +93,8 @@ def benchmark(preset: str, repeats: int, reference_repeats: int, device: torch.d
         print(f"{name:36s} {value:8.3f} {reference / value:12.1f}x")
     print(f"{'reference (per task, double bwd)':36s} {reference:8.3f}")
 
+    estimator_comparison(trainer, [support], query, repeats, device)
+
     learner = trainer.learner.copy(device)
     observations = query.task_major("observations")
     forward = seconds(lambda: trainer.policy.forward(observations, learner.params), repeats, device)
@@ -103,6 +110,34 @@ def benchmark(preset: str, repeats: int, reference_repeats: int, device: torch.d
           f"{pass_time * 1e3:.1f} ms")
     print(f"bmm [{config.meta_batch_size}, {samples}, {width}] x [{width}, {width}]: {gflops:.0f} GFLOP/s")
     print(f"ours = {rows[0][1] / pass_time:.0f} forward+backward passes' worth of time")
+
+
+def estimator_comparison(trainer: Trainer, supports: list, query: object, repeats: int, device: torch.device) -> None:
+    """The update with each inner estimator and ProMP's, interleaved round by round on the same episodes."""
+    base = trainer.learner
+    variants = {f"estimator={name}": (name, base.outer) for name in ("maml", "lvc", "dice")}
+    variants["ProMP (outer.optimizer=promp, lvc)"] = ("lvc", replace_validated(base.outer, "outer.", optimizer="promp"))
+
+    def run(estimator: str, outer: object) -> float:
+        inner = dataclasses.replace(base.inner, estimator=estimator)
+        learner = MetaLearner(base.policy, base.params, inner, outer, device, base.step_sizes)
+        synchronize(device)
+        start = time.perf_counter()
+        learner.update(supports, query)
+        synchronize(device)
+        return time.perf_counter() - start
+
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for variant in variants.values():
+        run(*variant)  # warm-up
+    for _ in range(repeats):
+        for name, variant in variants.items():
+            times[name].append(run(*variant))
+    maml = statistics.median(times["estimator=maml"])
+    print(f"{'interleaved, ' + str(repeats) + ' rounds':36s} {'median s':>8s} {'vs maml':>13s} {'range':>15s}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"{name:36s} {median:8.3f} {median / maml:12.2f}x {min(values):7.3f}-{max(values):.3f}")
 
 
 def main() -> None:
