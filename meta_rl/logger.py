@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
@@ -48,6 +50,7 @@ class Logger:
     """Writes one iteration's statistics to TensorBoard under the tags in :data:`TAGS`."""
 
     def __init__(self, log_dir: str, purge_step: int | None = None) -> None:
+        _wait_past_existing_event_files(log_dir)
         self.writer = SummaryWriter(log_dir=log_dir, purge_step=purge_step)
 
     def log_config(self, config: dict[str, Any], text: str) -> None:
@@ -68,6 +71,25 @@ class Logger:
         """Flush and close the event file."""
         self.writer.flush()
         self.writer.close()
+
+
+EVENT_FILE_PREFIX = "events.out.tfevents."
+
+
+def _wait_past_existing_event_files(log_dir: str) -> None:
+    """Wait (under a second) until the clock passes the creation second of the newest event file in ``log_dir``.
+
+    TensorBoard reads a run's event files in name order, and a name is the creation second, then a counter that
+    is not zero-padded: a resumed run's file made in the same second as an earlier one could sort before it (counter
+    10 after 9) and its purge of the replayed steps would then drop the earlier file's steps instead.
+    """
+    if not os.path.isdir(log_dir):
+        return
+    seconds = [int(name[len(EVENT_FILE_PREFIX):].split(".")[0]) for name in os.listdir(log_dir)
+               if name.startswith(EVENT_FILE_PREFIX) and name[len(EVENT_FILE_PREFIX):].split(".")[0].isdigit()]
+    if seconds:
+        while time.time() < max(seconds) + 1:
+            time.sleep(0.05)
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
