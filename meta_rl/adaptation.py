@@ -19,7 +19,8 @@ from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_log_prob, is_task
 
 StepSize = float | Params
 
-__all__ = ["StepSize", "adapt", "expand_to_tasks", "init_step_sizes", "inner_loss", "masked_task_mean", "support_terms"]
+__all__ = ["StepSize", "adapt", "expand_to_tasks", "init_step_sizes", "inner_loss", "masked_task_mean",
+           "step_size_of_step", "step_size_shapes", "support_terms"]
 
 
 def support_terms(episodes: Episodes) -> SupportTerms:
@@ -86,6 +87,28 @@ def adapt(
     return adapted
 
 
-def init_step_sizes(policy: GaussianMLPPolicy, value: float, device: torch.device | str = "cpu") -> Params:
-    """Meta-SGD's per-parameter step sizes, all equal to ``value`` initially."""
-    return {name: torch.full(shape, value, device=device) for name, shape in policy.shapes.items()}
+def step_size_shapes(policy: GaussianMLPPolicy, num_steps: int = 1) -> dict[str, tuple[int, ...]]:
+    """Meta-SGD's step-size tensors for ``num_steps`` inner steps: one set per step (at least one), each shaped like
+    the parameters. The first set is keyed by the parameter names, inner step k's (k >= 2) by ``stepK/NAME``."""
+    shapes = dict(policy.shapes)
+    for step in range(2, num_steps + 1):
+        shapes.update({f"step{step}/{name}": shape for name, shape in policy.shapes.items()})
+    return shapes
+
+
+def init_step_sizes(policy: GaussianMLPPolicy, value: float, device: torch.device | str = "cpu",
+                    num_steps: int = 1) -> Params:
+    """Meta-SGD's per-parameter step sizes, one set per inner step, all equal to ``value`` initially."""
+    shapes = step_size_shapes(policy, num_steps)
+    return {name: torch.full(shape, value, device=device) for name, shape in shapes.items()}
+
+
+def step_size_of_step(step_size: StepSize, step: int) -> StepSize:
+    """The step size of inner step ``step`` (0-based): MAML's scalar as it is; Meta-SGD's set learned for that step,
+    or the last learned set for a step beyond those it was trained with."""
+    if not isinstance(step_size, dict):
+        return step_size
+    while step > 0 and f"step{step + 1}/log_std" not in step_size:
+        step -= 1
+    prefix = f"step{step + 1}/" if step > 0 else ""
+    return {name: step_size[prefix + name] for name in step_size if "/" not in name}

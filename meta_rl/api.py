@@ -17,7 +17,7 @@ import gymnasium
 import numpy as np
 import torch
 
-from meta_rl.adaptation import StepSize, adapt
+from meta_rl.adaptation import StepSize, adapt, init_step_sizes, step_size_of_step, step_size_shapes
 from meta_rl.checkpoint import (
     CheckpointError,
     check_params_match,
@@ -146,7 +146,8 @@ class MetaPolicy:
         self.policy = make_policy(config)
         check_params_match(params, self.policy.shapes, "policy parameters")
         if config.inner.algorithm == "metasgd":
-            check_params_match(step_sizes or {}, self.policy.shapes, "Meta-SGD step sizes")
+            check_params_match(step_sizes or {}, step_size_shapes(self.policy, config.inner.num_steps),
+                               "Meta-SGD step sizes")
         self.params = {k: v.detach().float() for k, v in params.items()}
         self.step_sizes = None if step_sizes is None else {k: v.detach().float() for k, v in step_sizes.items()}
         self.iteration = iteration
@@ -174,7 +175,7 @@ class MetaPolicy:
         params = policy.init_params(torch.Generator().manual_seed(seed))
         step_sizes = None
         if config.inner.algorithm == "metasgd":
-            step_sizes = {k: torch.full(v.shape, config.inner.step_size) for k, v in params.items()}
+            step_sizes = init_step_sizes(policy, config.inner.step_size, num_steps=config.inner.num_steps)
         return cls(config, params, step_sizes)
 
     @property
@@ -191,9 +192,10 @@ class MetaPolicy:
         return MetaPolicy(config_from_dict(raw), self.params, self.step_sizes, self.iteration, self.checkpoint)
 
     def step_schedule(self, steps: int) -> list[StepSize]:
-        """Step size of each inner step: Meta-SGD's learned ones, or MAML's alpha then alpha / 2."""
+        """Step size of each inner step: Meta-SGD's learned ones (one set per trained inner step, the last set for
+        steps beyond those), or MAML's alpha then alpha / 2."""
         if self.step_sizes is not None:
-            return [self.step_sizes] * steps
+            return [step_size_of_step(self.step_sizes, k) for k in range(steps)]
         return maml_step_schedule(self.config.inner.step_size, steps)
 
     def adapt_on(self, params: Params, episodes: Episodes, step_size: StepSize) -> Params:

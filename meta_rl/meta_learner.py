@@ -13,15 +13,13 @@ import copy
 import torch
 from torch import Tensor
 
-from meta_rl.adaptation import StepSize, adapt, init_step_sizes, masked_task_mean
+from meta_rl.adaptation import StepSize, adapt, init_step_sizes, masked_task_mean, step_size_of_step
 from meta_rl.config import InnerConfig, OuterConfig, replace_validated
 from meta_rl.episodes import Episodes
 from meta_rl.outer import NonFiniteError, SurrogateResult, check_finite, make_outer_algorithm
 from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_kl, gaussian_log_prob
 
-__all__ = ["STEP_SIZE_PREFIX", "MetaLearner", "NonFiniteError", "SurrogateResult", "check_finite"]
-
-STEP_SIZE_PREFIX = "step_size/"
+__all__ = ["MetaLearner", "NonFiniteError", "SurrogateResult", "check_finite"]
 
 
 class MetaLearner:
@@ -32,7 +30,8 @@ class MetaLearner:
     :param inner: inner-loop settings (algorithm, step size, first order).
     :param outer: outer-loop settings (optimizer and its hyper-parameters).
     :param device: where the update runs.
-    :param step_sizes: Meta-SGD step sizes to start from (default: all ``inner.step_size``).
+    :param step_sizes: Meta-SGD step sizes to start from (default: all ``inner.step_size``, one set per inner step;
+        :func:`~meta_rl.adaptation.step_size_shapes`).
     """
 
     def __init__(
@@ -51,7 +50,8 @@ class MetaLearner:
         self.params = {k: v.detach().to(self.device).clone().requires_grad_(True) for k, v in params.items()}
         self.step_sizes: Params | None = None
         if inner.algorithm == "metasgd":
-            start = step_sizes if step_sizes is not None else init_step_sizes(policy, inner.step_size)
+            start = step_sizes if step_sizes is not None else init_step_sizes(policy, inner.step_size,
+                                                                              num_steps=inner.num_steps)
             self.step_sizes = {
                 k: v.detach().to(self.device).clone().requires_grad_(True) for k, v in start.items()
             }
@@ -77,9 +77,9 @@ class MetaLearner:
             tensors += list(self.step_sizes.values())
         return tensors
 
-    def step_size(self) -> StepSize:
-        """The inner step size: MAML's scalar or Meta-SGD's per-parameter tensors."""
-        return self.step_sizes if self.step_sizes is not None else self.inner.step_size
+    def step_size(self, step: int = 0) -> StepSize:
+        """Inner step ``step``'s step size (0-based): MAML's scalar or Meta-SGD's per-parameter tensors."""
+        return step_size_of_step(self.step_sizes if self.step_sizes is not None else self.inner.step_size, step)
 
     def _split(self, tensors: list[Tensor]) -> tuple[Params, StepSize]:
         """Inverse of :meth:`meta_parameters` for candidate values."""
@@ -98,11 +98,16 @@ class MetaLearner:
     def adapt_steps(self, supports: list[Episodes], params: Params | None = None,
                     step_size: StepSize | None = None) -> list[Params]:
         """The parameters before each inner step (the policies that sampled each support batch) and after the
-        last: ``len(supports) + 1`` entries, the first the meta-parameters themselves."""
+        last: ``len(supports) + 1`` entries, the first the meta-parameters themselves. ``step_size``: MAML's scalar,
+        or all Meta-SGD's step sizes (one set per inner step)."""
         steps = [self.params if params is None else params]
-        rate = self.step_size() if step_size is None else step_size
-        for episodes in supports:
-            steps.append(adapt(self.policy, steps[-1], episodes, rate, self.inner.first_order, self.inner.estimator))
+        if step_size is not None:
+            rates = step_size
+        else:
+            rates = self.step_sizes if self.step_sizes is not None else self.inner.step_size
+        for k, episodes in enumerate(supports):
+            steps.append(adapt(self.policy, steps[-1], episodes, step_size_of_step(rates, k), self.inner.first_order,
+                               self.inner.estimator))
         return steps
 
     def surrogate(

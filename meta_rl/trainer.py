@@ -18,7 +18,7 @@ import gymnasium
 import numpy as np
 import torch
 
-from meta_rl.adaptation import adapt
+from meta_rl.adaptation import adapt, step_size_shapes
 from meta_rl.baseline import compute_advantages
 from meta_rl.checkpoint import (
     CHECKPOINT_NAME,
@@ -176,7 +176,8 @@ class Trainer:
             raise CheckpointError(f"checkpoint config differs from this run's: {'; '.join(diffs[:5])}")
         check_params_match(state["learner"]["params"], self.policy.shapes, "policy parameters")
         if self.learner.step_sizes is not None:
-            check_params_match(state["learner"]["step_sizes"] or {}, self.policy.shapes, "Meta-SGD step sizes")
+            check_params_match(state["learner"]["step_sizes"] or {},
+                               step_size_shapes(self.policy, self.config.inner.num_steps), "Meta-SGD step sizes")
         self.learner.load_state_dict(state["learner"])
         self.rng.bit_generator.state = state["rng"]["numpy"]
         self.generator.set_state(state["rng"]["torch"])
@@ -213,9 +214,6 @@ class Trainer:
         returns: dict[str, float] = {}
         tasks = self.sampler.envs.sample_tasks(config.meta_batch_size, self.rng)
         adapted = {k: v.detach() for k, v in learner.params.items()}
-        step_size = learner.step_size()
-        if isinstance(step_size, dict):
-            step_size = {k: v.detach() for k, v in step_size.items()}
         supports: list[Episodes] = []
         task_returns = []
         env_steps = 0
@@ -230,6 +228,9 @@ class Trainer:
             if k < config.inner.num_steps:
                 tick = time.perf_counter()
                 supports.append(episodes)
+                step_size = learner.step_size(k)
+                if isinstance(step_size, dict):
+                    step_size = {name: value.detach() for name, value in step_size.items()}
                 adapted = adapt(self.policy, adapted, episodes, step_size, True, config.inner.estimator)
                 timings["adaptation"] += time.perf_counter() - tick
         diagnostics = adaptation_diagnostics(self.policy, learner.params, adapted, supports, task_returns)

@@ -6,10 +6,11 @@ import pytest
 import torch
 from helpers import finite_difference_gradient, flat, tiny_episodes, tiny_params, tiny_policy, unflat
 
-from meta_rl.adaptation import adapt, inner_loss
+from meta_rl.adaptation import adapt, init_step_sizes, inner_loss, step_size_of_step
 from meta_rl.config import InnerConfig, OuterConfig
 from meta_rl.episodes import Episodes
 from meta_rl.meta_learner import MetaLearner
+from meta_rl.trpo import flatten
 
 ALPHA = 0.3
 
@@ -108,3 +109,36 @@ def test_first_order_drops_exactly_the_second_order_term():
     torch.testing.assert_close(grad_first, expected_first, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(grad_second, expected_second, rtol=1e-9, atol=1e-11)
     assert (grad_second - grad_first).abs().max() > 1e-4  # the dropped term is not trivially zero here
+
+
+def test_metasgd_learns_one_set_of_step_sizes_per_inner_step():
+    """Trained with two inner steps, Meta-SGD has two sets of step sizes; each step uses its own, both get their own
+    meta-gradient (checked by finite differences), and steps beyond those trained reuse the last set."""
+    policy = tiny_policy()
+    step_sizes = {k: ALPHA * (0.5 + torch.rand(v.shape, generator=torch.Generator().manual_seed(len(k)),
+                                               dtype=torch.float64))
+                  for k, v in init_step_sizes(policy, ALPHA, num_steps=2).items()}
+    assert set(step_sizes) == set(policy.shapes) | {f"step2/{name}" for name in policy.shapes}
+    learner = MetaLearner(policy, tiny_params(policy), InnerConfig(algorithm="metasgd", step_size=ALPHA, num_steps=2,
+                                                                   estimator="lvc"), OuterConfig(),
+                          step_sizes=step_sizes)
+    assert step_size_of_step(learner.step_sizes, 1)["log_std"] is learner.step_sizes["step2/log_std"]
+    assert step_size_of_step(learner.step_sizes, 2)["log_std"] is learner.step_sizes["step2/log_std"]
+    assert step_size_of_step(learner.step_sizes, 0)["log_std"] is learner.step_sizes["log_std"]
+    supports, query = [tiny_episodes(seed=1), tiny_episodes(seed=2)], tiny_episodes(seed=11)
+    by_hand = adapt(policy, learner.params, supports[0], step_size_of_step(learner.step_sizes, 0), estimator="lvc")
+    by_hand = adapt(policy, by_hand, supports[1], step_size_of_step(learner.step_sizes, 1), estimator="lvc")
+    for name, value in learner.adapt(supports).items():
+        torch.testing.assert_close(value, by_hand[name], rtol=0, atol=0)
+
+    tensors = learner.meta_parameters()
+    like = {f"t{i}": t.detach() for i, t in enumerate(tensors)}
+
+    def objective(vector: torch.Tensor) -> torch.Tensor:
+        return learner.surrogate(supports, query, *learner._split(list(unflat(vector, like).values()))).loss.detach()
+
+    analytic = flatten(torch.autograd.grad(learner.surrogate(supports, query).loss, tensors))
+    torch.testing.assert_close(analytic, finite_difference_gradient(objective, flat(like)), rtol=1e-5, atol=1e-7)
+    size = flat(learner.params).numel()
+    first, second = analytic[size:2 * size], analytic[2 * size:]
+    assert second.abs().max() > 1e-4 and not torch.allclose(first, second)

@@ -134,3 +134,25 @@ def test_readme_example_runs(run_dir, tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)
     assert isinstance(namespace["same"], AdaptedPolicy)
     assert (tmp_path / "adapted.pt").is_file()
+
+
+def test_metasgd_trained_with_two_steps_adapts_with_each_steps_own_step_sizes(tmp_path):
+    """The checkpoint holds one set of step sizes per trained inner step; adapting for three steps uses the first,
+    the second, then the second again, and resuming keeps both sets."""
+    config = load_config("navigation-metasgd", ["meta_batch_size=2", "episodes_per_task=2", "horizon=10",
+                                                "policy.hidden_sizes=[8]", "iterations=2", "inner.num_steps=2",
+                                                "outer.fvp=gauss_newton", "torch_threads=1", "device=cpu"])
+    trainer = Trainer(config, tmp_path)
+    trainer.train(progress=False)
+    trainer.close()
+    meta = MetaPolicy.load(tmp_path)
+    assert {name for name in meta.step_sizes if name.startswith("step2/")} == {f"step2/{n}" for n in meta.params}
+    assert not torch.equal(meta.step_sizes["log_std"], meta.step_sizes["step2/log_std"]), "the two sets moved apart"
+    first, second, third = meta.step_schedule(3)
+    assert torch.equal(first["log_std"], meta.step_sizes["log_std"])
+    assert torch.equal(second["log_std"], meta.step_sizes["step2/log_std"])
+    assert torch.equal(third["log_std"], meta.step_sizes["step2/log_std"])
+    resumed = Trainer.resume(tmp_path, {"iterations": 3})
+    torch.testing.assert_close(resumed.learner.step_sizes["step2/log_std"].float(), meta.step_sizes["step2/log_std"],
+                               rtol=0, atol=0)
+    resumed.close()
