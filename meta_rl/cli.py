@@ -208,7 +208,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_curves(args: argparse.Namespace) -> int:
     """Training returns of runs, as block means (printed) and a plot (``--output``)."""
-    from meta_rl.plots import block_means, plot_training_curves, step_label
+    from meta_rl.plots import block_means, drift, plot_training_curves, step_label
 
     labels = args.labels or [Path(run).name if Path(run).is_dir() else str(run) for run in args.runs]
     if len(labels) != len(args.runs):
@@ -223,6 +223,9 @@ def cmd_curves(args: argparse.Namespace) -> int:
             print(f"  {'iterations':>11s}" + "".join(f" {step_label(key):>15s}" for key in keys))
             for first, last, means in rows:
                 print(f"  {f'{first}-{last}':>11s}" + "".join(f" {means[key]:15.2f}" for key in keys))
+            best, first, last, tail = drift(history, args.block)
+            print(f"  {step_label(keys[-1])}: best block {best:.2f} (iterations {first}-{last}), last "
+                  f"{min(100, len(history))} iterations {tail:.2f} ({tail - best:+.2f})")
             histories.append(history)
         if args.output:
             print(f"Wrote {plot_training_curves(histories, labels, args.output, args.block, args.title)}")

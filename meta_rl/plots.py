@@ -86,6 +86,15 @@ def block_means(history: History, block: int) -> list[tuple[int, int, dict[str, 
     return rows
 
 
+def drift(history: History, block: int, tail: int = 100) -> tuple[float, int, int, float]:
+    """The final step's return in the best ``block``-iteration block and over the last ``tail`` iterations:
+    ``(best block mean, its first, its last iteration, last-tail mean)``; a run that drifts after its peak has a
+    tail mean well below its best block's."""
+    key = return_keys(history)[-1]
+    best = max(block_means(history, block), key=lambda row: row[2][key])
+    return best[2][key], best[0], best[1], float(np.mean([h[key] for h in history[-tail:]]))
+
+
 def plot_training_curves(histories: Sequence[History], labels: Sequence[str], path: str | Path, window: int = 25,
                          title: str | None = None) -> Path:
     """Training return per meta-iteration, one colour per run: after adaptation (the query episodes; each

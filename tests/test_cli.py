@@ -77,6 +77,11 @@ def test_curves_prints_block_means_of_the_checkpoint_history_and_plots(tmp_path,
     assert first[0] == "1-2" and float(first[2]) == pytest.approx(
         (history[0]["returns/step_1"] + history[1]["returns/step_1"]) / 2, abs=0.006)
     assert last[0] == "3-3" and float(last[1]) == pytest.approx(history[2]["returns/step_0"], abs=0.006)
+    blocks = [(history[0]["returns/step_1"] + history[1]["returns/step_1"]) / 2, history[2]["returns/step_1"]]
+    best = max(blocks)
+    tail = sum(h["returns/step_1"] for h in history) / 3
+    assert lines[4] == (f"  after 1 step: best block {best:.2f} (iterations {'1-2' if best == blocks[0] else '3-3'}), "
+                        f"last 3 iterations {tail:.2f} ({tail - best:+.2f})")
     assert (tmp_path / "curves.png").stat().st_size > 0
     assert main(["curves", str(run_dir), str(run_dir), "--labels", "one"]) == 2
     assert "1 --labels for 2 runs" in capsys.readouterr().err
