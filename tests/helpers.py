@@ -10,7 +10,8 @@ from meta_rl.policy import GaussianMLPPolicy, Params
 
 CHEETAH_PRESETS = sorted(f"cheetah-{family}-{method}{variant}" for family in ("dir", "vel")
                          for method in ("maml", "metasgd", "oracle", "pretrained") for variant in ("", "-paper"))
-PROMP_PRESETS = ["cheetah-dir-promp", "cheetah-vel-promp", "navigation-promp"]
+PROMP_PRESETS = ["cheetah-dir-promp", "cheetah-dir-promp-paper", "cheetah-vel-promp", "cheetah-vel-promp-paper",
+                 "navigation-promp"]
 PRESETS = sorted([*CHEETAH_PRESETS, *PROMP_PRESETS, "navigation-maml", "navigation-maml-adam", "navigation-maml-paper",
                   "navigation-metasgd",
            "navigation-metasgd-adam", "navigation-metasgd-paper", "navigation-oracle", "navigation-oracle-paper",

@@ -93,7 +93,7 @@ def test_every_preset_loads_with_the_papers_navigation_numbers(name):
 def test_promp_presets_are_their_maml_preset_with_promp_and_lvc(name):
     """Same batch, policy and inner step size as the MAML-TRPO preset they are compared with; ProMP's defaults."""
     config = load_config(name)
-    maml = load_config(name.replace("-promp", "-maml"))
+    maml = load_config(name.replace("-promp", "-maml"))  # cheetah-vel-promp-paper: cheetah-vel-maml-paper
     assert (config.inner.estimator, config.outer.optimizer) == ("lvc", "promp")
     assert config.outer.promp == ProMPConfig(lr=1e-3, steps=5, clip_eps=0.3, inner_kl_coeff=5e-4,
                                              adaptive_inner_kl=False, target_inner_kl=0.01)
