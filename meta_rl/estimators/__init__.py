@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from meta_rl.episodes import masked_task_mean
+from meta_rl.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -48,41 +49,11 @@ Estimator = Callable[[Tensor, SupportTerms], Tensor]
 """``(log_probs [M, T, N], terms) -> loss [M]``."""
 
 
-@dataclass(frozen=True)
-class EstimatorSpec:
-    """A registered estimator: its loss and a one-line description (shown in the config reference)."""
-
-    name: str
-    loss: Estimator
-    summary: str
-
-
-ESTIMATORS: dict[str, EstimatorSpec] = {}
-
-
-def register(name: str, summary: str) -> Callable[[Estimator], Estimator]:
-    """Decorator: make ``loss`` available as ``inner.estimator: name``."""
-
-    def decorate(loss: Estimator) -> Estimator:
-        if name in ESTIMATORS:
-            raise ValueError(f"estimator {name!r} is registered twice")
-        ESTIMATORS[name] = EstimatorSpec(name, loss, summary)
-        return loss
-
-    return decorate
-
-
-def get_estimator(name: str) -> Estimator:
-    """The loss registered as ``name``; an unknown name is a ``ValueError`` listing the allowed ones."""
-    if name not in ESTIMATORS:
-        raise ValueError(f"unknown inner estimator {name!r}; allowed: {', '.join(ESTIMATORS)}")
-    return ESTIMATORS[name].loss
-
-
-def estimator_names() -> list[str]:
-    """The registered estimators' names, in registration order."""
-    return list(ESTIMATORS)
-
+ESTIMATORS: Registry[Estimator] = Registry("inner estimator")
+register = ESTIMATORS.register
+"""Decorator ``@register(name, summary)``: make a loss available as ``inner.estimator: name``."""
+get_estimator = ESTIMATORS.get
+estimator_names = ESTIMATORS.names
 
 for _module in ("maml", "lvc", "dice"):  # each registers itself, in this order
     importlib.import_module(f"{__name__}.{_module}")

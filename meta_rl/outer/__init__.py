@@ -30,17 +30,12 @@ __all__ = ["OUTER_ALGORITHMS", "NonFiniteError", "OuterAlgorithm", "SurrogateRes
            "check_finite", "make_outer_algorithm", "register"]
 
 
-def algorithm_names() -> list[str]:
-    """The registered outer algorithms' names, in registration order."""
-    return list(OUTER_ALGORITHMS)
+algorithm_names = OUTER_ALGORITHMS.names
 
 
 def make_outer_algorithm(learner: MetaLearner) -> OuterAlgorithm:
     """The algorithm ``learner.outer.optimizer`` names, for ``learner``."""
-    name = learner.outer.optimizer
-    if name not in OUTER_ALGORITHMS:
-        raise ValueError(f"unknown outer algorithm {name!r}; allowed: {', '.join(OUTER_ALGORITHMS)}")
-    return OUTER_ALGORITHMS[name].factory(learner)
+    return OUTER_ALGORITHMS.get(learner.outer.optimizer)(learner)
 
 
 for _module in ("trpo", "gradient", "promp"):  # each registers itself, in this order

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from meta_rl.registry import Registry
+
 if TYPE_CHECKING:
     from meta_rl.episodes import Episodes
     from meta_rl.meta_learner import MetaLearner
@@ -74,26 +76,6 @@ class OuterAlgorithm(ABC):
 
 AlgorithmFactory = Callable[["MetaLearner"], OuterAlgorithm]
 
-
-@dataclass(frozen=True)
-class AlgorithmSpec:
-    """A registered outer algorithm: how to build it and a one-line description."""
-
-    name: str
-    factory: AlgorithmFactory
-    summary: str
-
-
-OUTER_ALGORITHMS: dict[str, AlgorithmSpec] = {}
-
-
-def register(name: str, summary: str) -> Callable[[AlgorithmFactory], AlgorithmFactory]:
-    """Decorator: make ``factory(learner)`` available as ``outer.optimizer: name``."""
-
-    def decorate(factory: AlgorithmFactory) -> AlgorithmFactory:
-        if name in OUTER_ALGORITHMS:
-            raise ValueError(f"outer algorithm {name!r} is registered twice")
-        OUTER_ALGORITHMS[name] = AlgorithmSpec(name, factory, summary)
-        return factory
-
-    return decorate
+OUTER_ALGORITHMS: Registry[AlgorithmFactory] = Registry("outer algorithm")
+register = OUTER_ALGORITHMS.register
+"""Decorator ``@register(name, summary)``: make ``factory(learner)`` available as ``outer.optimizer: name``."""
