@@ -20,6 +20,11 @@ SNAPSHOT_PREFIX = "checkpoint-"
 """A kept iteration's checkpoint is ``checkpoint-ITERATION.pt`` (:func:`snapshot_name`)."""
 
 
+ADDED_CONFIG_KEYS: dict[tuple[str, str], Any] = {("inner", "estimator"): "maml"}
+"""Config keys added after checkpoints were first written, with the value those checkpoints were trained with (the
+only behaviour there was); a default that later changes must not change what an old run resumes or evaluates as."""
+
+
 def snapshot_name(iteration: int) -> str:
     """The file name that keeps iteration ``iteration``'s checkpoint, e.g. ``checkpoint-00250.pt``."""
     return f"{SNAPSHOT_PREFIX}{iteration:05d}.pt"
@@ -87,6 +92,10 @@ def load_checkpoint(
     missing = [key for key in required if key not in state]
     if missing:
         raise CheckpointError(f"checkpoint {str(path)!r} is incomplete: missing {', '.join(missing)}")
+    if isinstance(state.get("config"), dict):
+        for (section, key), value in ADDED_CONFIG_KEYS.items():
+            if isinstance(state["config"].get(section), dict):
+                state["config"][section].setdefault(key, value)
     return state
 
 

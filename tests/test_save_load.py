@@ -482,3 +482,16 @@ def test_resume_allows_machine_settings_to_change(trainers):
     config = resumed.config
     machine = (config.torch_threads, config.sampler_threads, config.checkpoint_every, config.snapshot_every)
     assert machine == (1, 1, 7, 10)
+
+
+def test_checkpoint_from_before_the_estimator_key_resumes_and_evaluates_as_maml(trainers):
+    """Runs trained before ``inner.estimator`` existed used the MAML surrogate: whatever the default is now, their
+    checkpoints load with ``maml``, and resume as it."""
+    trainer = trainers.new("navigation-maml", iterations=1)
+    trainer.train(progress=False)
+    state = load_checkpoint(trainer.run_dir)
+    del state["config"]["inner"]["estimator"]
+    save_checkpoint(state, trainer.checkpoint_path)
+    assert load_checkpoint(trainer.run_dir)["config"]["inner"]["estimator"] == "maml"
+    resumed = trainers.resume(trainer.run_dir, {"iterations": 2})
+    assert resumed.config.inner.estimator == "maml"
