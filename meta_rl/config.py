@@ -66,8 +66,9 @@ class InnerConfig:
     )
     first_order: bool = _field(False, "Drop the second-order term of the meta-gradient (first-order MAML).")
     estimator: str = _field(
-        "maml", "The inner loss the meta-gradient differentiates through: maml (the MAML paper's surrogate; biased), "
-        "lvc (ProMP's low-variance curvature) or dice (DiCE; unbiased, higher variance). See meta_rl.estimators.",
+        "lvc", "The inner loss the meta-gradient differentiates through: lvc (ProMP's low-variance curvature; the "
+        "default: it learned best on 2D navigation), maml (the MAML paper's surrogate; biased, kept for reproducing "
+        "the paper) or dice (DiCE; unbiased, higher variance). See docs/estimators.md.",
         choices=estimator_names,
     )
 
