@@ -33,8 +33,13 @@ mkdir -p results
 for name in maml lvc dice promp metasgd-lvc; do
   meta-rl evaluate "runs/nav-$name" --no-progress --json "results/navigation-estimator-$name.json"
 done
-meta-rl curves runs/nav-{maml,lvc,dice,promp,metasgd-lvc} --labels "MAML (maml)" "MAML (lvc)" "MAML (dice)" ProMP \
-  "Meta-SGD (lvc)" -o results/navigation-estimators-curves.png --title "2D navigation: inner estimators and ProMP"
-meta-rl plot results/navigation-estimator-{maml,lvc,dice,promp,metasgd-lvc}.json \
-  --labels "MAML (maml)" "MAML (lvc)" "MAML (dice)" ProMP "Meta-SGD (lvc)" \
-  -o results/navigation-estimators-adaptation.png --title "2D navigation, 40 held-out tasks"
+meta-rl curves runs/nav-{maml,lvc,dice,promp,metasgd-lvc} --labels "MAML, maml" "MAML, lvc" "MAML, dice" ProMP \
+  "Meta-SGD, lvc" -o results/navigation-estimators-curves.png --title "2D navigation: inner estimators and ProMP"
+# (Meta-SGD left out: trained for one step, its learned step sizes diverge when reused for steps 2 and 3)
+meta-rl plot results/navigation-estimator-{maml,lvc,dice,promp}.json --labels "MAML, maml" "MAML, lvc" "MAML, dice" \
+  ProMP -o results/navigation-estimators-adaptation.png --title "2D navigation, 40 held-out tasks"
+
+# ProMP continued to 1000 iterations (a copy of its run, so the 500-iteration one stays as it is)
+[ -d runs/nav-promp-1000 ] || cp -r runs/nav-promp runs/nav-promp-1000
+meta-rl train --resume runs/nav-promp-1000 iterations=1000 --no-progress
+meta-rl evaluate runs/nav-promp-1000 --no-progress --json results/navigation-estimator-promp-1000.json
