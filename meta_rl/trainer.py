@@ -231,7 +231,8 @@ class Trainer:
                 step_size = learner.step_size(k)
                 if isinstance(step_size, dict):
                     step_size = {name: value.detach() for name, value in step_size.items()}
-                adapted = adapt(self.policy, adapted, episodes, step_size, True, config.inner.estimator)
+                adapted = adapt(self.policy, adapted, episodes, step_size, first_order=True,
+                                estimator=config.inner.estimator)
                 timings["adaptation"] += time.perf_counter() - tick
         diagnostics = adaptation_diagnostics(self.policy, learner.params, adapted, supports, task_returns)
         return MetaBatch(supports, episodes, returns, diagnostics, timings, env_steps)  # the last batch: the query
