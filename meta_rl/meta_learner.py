@@ -79,7 +79,11 @@ class MetaLearner:
 
     def step_size(self, step: int = 0) -> StepSize:
         """Inner step ``step``'s step size (0-based): MAML's scalar or Meta-SGD's per-parameter tensors."""
-        return step_size_of_step(self.step_sizes if self.step_sizes is not None else self.inner.step_size, step)
+        return step_size_of_step(self._step_sizes(), step)
+
+    def _step_sizes(self) -> StepSize:
+        """MAML's scalar, or all of Meta-SGD's step sizes (one set per inner step)."""
+        return self.step_sizes if self.step_sizes is not None else self.inner.step_size
 
     def _split(self, tensors: list[Tensor]) -> tuple[Params, StepSize]:
         """Inverse of :meth:`meta_parameters` for candidate values."""
@@ -101,10 +105,7 @@ class MetaLearner:
         last: ``len(supports) + 1`` entries, the first the meta-parameters themselves. ``step_size``: MAML's scalar,
         or all Meta-SGD's step sizes (one set per inner step)."""
         steps = [self.params if params is None else params]
-        if step_size is not None:
-            rates = step_size
-        else:
-            rates = self.step_sizes if self.step_sizes is not None else self.inner.step_size
+        rates = self._step_sizes() if step_size is None else step_size
         for k, episodes in enumerate(supports):
             steps.append(adapt(self.policy, steps[-1], episodes, step_size_of_step(rates, k), self.inner.first_order,
                                self.inner.estimator))
@@ -136,7 +137,7 @@ class MetaLearner:
         old_mean = mean.detach() if old is None else old.old_mean
         old_log_std = log_std.detach() if old is None else old.old_log_std
         task_kl = masked_task_mean(gaussian_kl(old_mean, old_log_std, mean, log_std), mask)
-        return SurrogateResult(loss, task_kl.mean(), task_kl, old_mean, old_log_std, mean, adapted["log_std"])
+        return SurrogateResult(loss, task_kl.mean(), task_kl, old_mean, old_log_std, mean, adapted["log_std"], ratio)
 
     # --- the update --------------------------------------------------------------------------------------
     def update(self, supports: list[Episodes], query: Episodes) -> dict[str, float]:

@@ -39,6 +39,7 @@ class SurrogateResult:
     old_log_std: Tensor  # detached adapted-policy log-std, [M, 1, 1, A]
     mean: Tensor  # the adapted-policy mean with its graph back to the meta-parameters, [M, T, N, A]
     log_std: Tensor  # the adapted log-std with its graph, [M, A]
+    ratio: Tensor | None = None  # query likelihood ratios to the behaviour policy, with their graph, [M, T, N]
 
 
 class OuterAlgorithm(ABC):

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from meta_rl.episodes import Episodes, masked_task_mean
 from meta_rl.outer.base import OuterAlgorithm, SurrogateResult, check_finite, register
-from meta_rl.policy import gaussian_kl, gaussian_log_prob
+from meta_rl.policy import gaussian_kl
 from meta_rl.trpo import flatten
 
 if TYPE_CHECKING:
@@ -52,10 +52,7 @@ class ProMP(OuterAlgorithm):
                                                                           strict=True)
         ]
         result = learner.query_objective(steps[-1], query, before)
-        log_std = result.log_std.view(result.log_std.shape[0], 1, 1, -1) if result.log_std.dim() == 2 \
-            else result.log_std
-        ratio = torch.exp(gaussian_log_prob(query.task_major("actions"), result.mean, log_std)
-                          - query.task_major("log_probs"))
+        ratio = result.ratio
         advantages, mask = query.task_major("advantages"), query.task_major("mask")
         clipped = torch.minimum(ratio * advantages, ratio.clamp(1.0 - clip, 1.0 + clip) * advantages)
         loss = masked_task_mean(-clipped, mask).mean()
