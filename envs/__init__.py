@@ -47,6 +47,7 @@ __all__ = [
     "TaskEnvMixin",
     "TaskSyncVectorEnv",
     "VectorTaskEnvMixin",
+    "family_class",
     "make_task_vec",
     "register_envs",
     "registered_ids",
@@ -67,6 +68,18 @@ FAMILIES: dict[str, tuple[str, str, str, int]] = {
         "half_cheetah", "HalfCheetahDirOracleEnv", "HalfCheetahDirOracleVectorEnv", 200
     ),
 }
+
+
+def family_class(env_id: str) -> type:
+    """The single-env class registered under ``env_id`` (a task family: its ``task_space``, ``observe_task``,
+    ``plots_trajectories``, ...); a clear error for an id that is not a registered family."""
+    from gymnasium.envs.registration import load_env_creator
+
+    spec = gymnasium.envs.registry.get(env_id)
+    creator = None if spec is None or not isinstance(spec.entry_point, str) else load_env_creator(spec.entry_point)
+    if not isinstance(creator, type) or not issubclass(creator, TaskEnvMixin):
+        raise ValueError(f"{env_id!r} is not a registered meta_rl task family; registered: {sorted(FAMILIES)}")
+    return creator
 
 
 def register_envs() -> None:

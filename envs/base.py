@@ -10,7 +10,7 @@ way everywhere.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
@@ -94,9 +94,14 @@ def _expected_shape(task_space: spaces.Box, num_tasks: int | None) -> tuple[int,
 
 
 class _TaskSamplingMixin:
-    """Seeded task sampling shared by single and vector envs: uniform in ``task_space`` unless overridden."""
+    """Seeded task sampling shared by single and vector envs: uniform in ``task_space`` unless overridden.
+
+    A family also says here what it supports, so callers never match env-id strings.
+    """
 
     task_space: spaces.Box
+    observe_task: ClassVar[bool] = False  # the observation includes the task (the oracle baselines' variants)
+    plots_trajectories: ClassVar[bool] = False  # the first two observation entries are a position in the plane
 
     @property
     def task_dim(self) -> int:

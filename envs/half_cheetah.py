@@ -251,7 +251,6 @@ class _HalfCheetahTaskEnv(HalfCheetahEnv, TaskEnvMixin):
     task_low: float
     task_high: float
     default_task: float
-    observe_task: bool = False  # the oracle variants append the task to the observation
 
     def __init__(
         self,

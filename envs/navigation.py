@@ -92,6 +92,7 @@ class Navigation2DEnv(gymnasium.Env, TaskEnvMixin):
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (Gymnasium convention)
+    plots_trajectories = True
 
     def __init__(
         self,
@@ -202,6 +203,8 @@ class Navigation2DOracleEnv(Navigation2DEnv):
     A policy trained on it with no adaptation is the ceiling of what adaptation can reach (the MAML paper's
     "oracle"). Dynamics, rewards and tasks are those of :class:`Navigation2DEnv`.
     """
+
+    observe_task = True
 
     def __init__(self, goal_low: float = -0.5, goal_high: float = 0.5, task: Any = None,
                  render_mode: str | None = None, normalized_actions: bool = False) -> None:

@@ -27,9 +27,9 @@ from meta_rl.checkpoint import (
 )
 from meta_rl.config import Config, config_from_dict
 from meta_rl.episodes import Episodes
-from meta_rl.policy import GaussianMLPPolicy, Params
+from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_sample
+from meta_rl.rollout import collect_and_adapt, make_policy
 from meta_rl.sampler import Sampler
-from meta_rl.trainer import make_policy, process
 
 ADAPTED_FORMAT = "meta_rl.adapted_policy"
 ADAPTED_VERSION = 1
@@ -80,11 +80,12 @@ class AdaptedPolicy:
                              f"(batch, {self.policy.obs_dim})")
         with torch.no_grad():
             mean, log_std = self.policy.forward(torch.from_numpy(obs), self.params)
-        action = mean.numpy().astype(np.float64)
-        if not deterministic:
+            mean, log_std = mean.double(), log_std.double()
+            if deterministic:
+                return mean.numpy()
             rng = rng if rng is not None else np.random.default_rng()
-            action = action + np.exp(log_std.numpy()) * rng.standard_normal(action.shape)
-        return action
+            action, _ = gaussian_sample(mean, log_std, torch.from_numpy(rng.standard_normal(tuple(mean.shape))))
+        return action.numpy()
 
     def evaluate(self, episodes: int = 10, deterministic: bool = False, seed: int = 0) -> float:
         """Mean undiscounted return over ``episodes`` episodes on the policy's task (one vector env)."""
@@ -246,20 +247,14 @@ class MetaPolicy:
         generator = torch.Generator().manual_seed(seed)
         sampler = Sampler(self.env_id, self.config.env.kwargs, len(tasks), episodes, self.config.horizon,
                           self.policy, num_threads=self.config.sampler_threads)
-        log = AdaptationLog()
-        params: Params = {k: v.expand(len(tasks), *v.shape) for k, v in self.params.items()}
+        params = {k: v.expand(len(tasks), *v.shape) for k, v in self.params.items()}
         try:
-            for step_size in [*schedule, None]:
-                batch = process(sampler.collect(params, tasks, rng, generator), self.config)
-                log.per_task.append(batch.episode_returns().mean(dim=1).double().numpy())
-                log.returns.append(float(log.per_task[-1].mean()))
-                log.episodes.append(batch)
-                if step_size is None:
-                    break
-                params = self.adapt_on(params, batch, step_size)
+            result = collect_and_adapt(sampler, self.policy, params, tasks, schedule, self.config, rng, generator)
         finally:
             sampler.close()
-        return params, log
+        per_task = [returns.double().numpy() for returns in result.task_returns()]
+        log = AdaptationLog([float(values.mean()) for values in per_task], per_task, result.batches)
+        return result.params, log
 
     def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
         """Tasks from the family's distribution, ``[num_tasks, task_dim]``."""

@@ -7,6 +7,7 @@ The file is a ``torch.save`` of tensors and plain data (dicts, lists, numbers, s
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -78,8 +79,9 @@ def load_checkpoint(
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated/corrupt/unsafe files
         raise CheckpointError(
-            f"cannot read checkpoint {str(path)!r}: the file is corrupt or not a meta_rl checkpoint ({error})"
-        ) from error
+            f"cannot read checkpoint {str(path)!r}: the file is corrupt or not a meta_rl checkpoint "
+            f"({_load_failure(error)})"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != file_format:
         found = state.get("format") if isinstance(state, dict) else None
         raise CheckpointError(
@@ -97,6 +99,18 @@ def load_checkpoint(
             if isinstance(state["config"].get(section), dict):
                 state["config"][section].setdefault(key, value)
     return state
+
+
+def _load_failure(error: Exception) -> str:
+    """One line on why ``torch.load`` refused a file, without torch's advice to load it unrestricted (which
+    would run whatever code the file carries)."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+    if found:
+        return f"it holds a Python object of type {found.group(1)}, which a checkpoint never does; refused unread"
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if not first_line or first_line.startswith("Weights only load failed"):
+        return f"{type(error).__name__}: not a readable torch file"
+    return f"{type(error).__name__}: {first_line[:200]}"
 
 
 def check_params_match(

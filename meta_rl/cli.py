@@ -64,6 +64,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Adaptation curve of a trained checkpoint (or an untrained policy) on held-out tasks."""
     from meta_rl.evaluation import (
+        check_plots_trajectories,
         evaluate,
         format_table,
         load_task_file,
@@ -84,8 +85,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.trajectories:  # refuse before evaluating, not after
         saved = None if untrained or args.env else load_checkpoint(args.checkpoint)["config"]
         env_id = args.env or (untrained.env.id if untrained else saved["env"]["id"])
-        if "Navigation2D" not in env_id:
-            raise ConfigError(f"--trajectories draws 2D-navigation trajectories; {env_id!r} has none")
+        try:
+            check_plots_trajectories(env_id)
+        except ValueError as error:
+            raise ConfigError(f"--trajectories: {error}") from None
     try:
         result = evaluate(None if args.random else args.checkpoint, num_tasks=args.tasks,
                           grad_steps=args.grad_steps, episodes=args.episodes, seed=args.seed,
@@ -168,6 +171,13 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from meta_rl.api import MetaPolicy
 
     meta = MetaPolicy.load(args.checkpoint)
+    if args.plot:  # refuse before adapting, not after
+        from meta_rl.evaluation import check_plots_trajectories
+
+        try:
+            check_plots_trajectories(meta.env_id)
+        except ValueError as error:
+            raise ConfigError(f"--plot: {error}") from None
     try:
         adapted = meta.adapt(task=parse_task(args.task), steps=args.steps, episodes=args.episodes, seed=args.seed)
     except ValueError as error:  # a malformed or out-of-range task: the family's message says what is allowed
@@ -179,9 +189,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     adapted.save(save)
     print(f"Saved the adapted policy to {save}")
     if args.plot:
-        if meta.env_id != "meta_rl/Navigation2D-v0":
-            raise ConfigError(f"--plot draws 2D-navigation trajectories; {meta.env_id!r} has none")
         from meta_rl.plots import plot_navigation_trajectories
+
 
         labels = [f"after {k} step{'s' if k != 1 else ''}" for k in range(len(adapted.log.episodes))]
         plot_navigation_trajectories(adapted.task[None], adapted.log.episodes, labels, args.plot, episodes_per_goal=5)

@@ -144,6 +144,16 @@ class Config:
         0, "Also keep the checkpoint of every K-th iteration as checkpoint-ITERATION.pt, so an earlier iteration "
         "can be evaluated; 0 keeps only the latest.", nonnegative=True
     )
+    eval_every: int = _field(
+        0, "Every K iterations, adapt to eval_tasks held-out tasks and log their returns after 0..eval_grad_steps "
+        "inner steps (heldout/step_K); 0 never.", nonnegative=True
+    )
+    eval_tasks: int = _field(
+        10, "Held-out tasks of the periodic evaluation: the same ones each time, drawn from a seed apart from "
+        "training's.", positive=True
+    )
+    eval_grad_steps: int = _field(3, "Inner steps of the periodic evaluation (the test-time schedule of "
+                                  "`meta-rl evaluate`).", nonnegative=True)
     torch_threads: int = _field(0, "torch intra-op threads; 0 keeps torch's default.", nonnegative=True)
     sampler_threads: int = _field(
         0, "Threads stepping the environments, for families with threaded native stepping (half-cheetah); 0 uses "

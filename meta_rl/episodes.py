@@ -21,7 +21,8 @@ class Episodes:
     mask: Tensor  # [T, M, N], 1.0 for steps that belong to an episode
     log_probs: Tensor  # [T, M, N], log-density of the action under the behaviour policy
     advantages: Tensor | None = None  # [T, M, N], filled by baseline.compute_advantages
-    _task_major: dict[str, Tensor] = field(default_factory=dict, repr=False, compare=False)
+    # task-major copies, each kept with the tensor it was made from, so a reassigned field is never served stale
+    _task_major: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def num_tasks(self) -> int:
@@ -48,24 +49,27 @@ class Episodes:
 
     def to(self, device: torch.device | str) -> Episodes:
         """A copy with every tensor on ``device`` (one copy per phase, not per step)."""
-        tensors = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_task_major"}
+        tensors = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
         return Episodes(**{k: (v.to(device) if v is not None else None) for k, v in tensors.items()})
 
     def select_tasks(self, tasks: slice | list[int]) -> Episodes:
         """The episodes of some tasks only (task dimension 1), e.g. ``select_tasks(slice(m, m + 1))``."""
-        tensors = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_task_major"}
+        tensors = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
         return Episodes(**{k: (v[:, tasks] if v is not None else None) for k, v in tensors.items()})
 
     def select_episodes(self, episodes: slice | list[int]) -> Episodes:
         """Some episodes of every task only (episode dimension 2), e.g. ``select_episodes(slice(0, 5))``."""
-        tensors = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_task_major"}
+        tensors = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
         return Episodes(**{k: (v[:, :, episodes] if v is not None else None) for k, v in tensors.items()})
 
     def task_major(self, name: str) -> Tensor:
-        """Field ``name`` as ``[M, T, N, ...]`` (contiguous, cached) for the task-batched policy forward."""
-        if name not in self._task_major:
-            self._task_major[name] = getattr(self, name).transpose(0, 1).contiguous()
-        return self._task_major[name]
+        """Field ``name`` as ``[M, T, N, ...]`` (contiguous; cached until the field is reassigned: tensors are not
+        modified in place) for the task-batched policy forward."""
+        source = getattr(self, name)
+        cached = self._task_major.get(name)
+        if cached is None or cached[0] is not source:
+            cached = self._task_major[name] = (source, source.transpose(0, 1).contiguous())
+        return cached[1]
 
 
 def masked_task_mean(values: Tensor, mask: Tensor) -> Tensor:

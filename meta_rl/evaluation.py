@@ -18,6 +18,7 @@ import numpy as np
 
 from meta_rl.api import MetaPolicy
 from meta_rl.config import Config
+from meta_rl_envs import family_class
 
 DEFAULT_SEED = 1_000_003  # held-out tasks: a stream no training seed (small integers) reaches
 DEFAULT_NUM_TASKS = 40  # the MAML paper's number of test tasks
@@ -29,7 +30,7 @@ def method_label(meta: MetaPolicy, untrained: bool = False) -> str:
     if untrained:
         return "random"
     if meta.config.inner.num_steps == 0:
-        return "oracle" if "Oracle" in meta.env_id else "pretrained"
+        return "oracle" if family_class(meta.env_id).observe_task else "pretrained"
     return meta.config.inner.algorithm
 
 
@@ -186,13 +187,19 @@ def write_tensorboard(result: dict[str, Any], log_dir: str | Path) -> None:
         writer.close()
 
 
+def check_plots_trajectories(env_id: str) -> None:
+    """Raise ``ValueError`` unless the family's episodes can be drawn as trajectories in the plane."""
+    if not family_class(env_id).plots_trajectories:
+        raise ValueError(f"trajectory pictures are drawn for families moving in the plane (2D navigation); "
+                         f"{env_id!r} has none")
+
+
 def plot_trajectories(result: dict[str, Any], path: str | Path, goals: int = 4) -> Path:
     """2D navigation: trajectories for the first ``goals`` held-out goals before adapting, after one step and
     after the last step."""
     from meta_rl.plots import plot_navigation_trajectories
 
-    if "Navigation2D" not in result["env"]:
-        raise ValueError(f"trajectory pictures are drawn for 2D navigation; {result['env']!r} has none")
+    check_plots_trajectories(result["env"])
     batches = result["_batches"]
     stages = sorted({0, min(1, len(batches) - 1), len(batches) - 1})
     labels = [f"after {k} step{'s' if k != 1 else ''}" for k in stages]

@@ -37,7 +37,7 @@ from torch import Tensor
 from meta_rl.adaptation import support_terms
 from meta_rl.episodes import Episodes
 from meta_rl.estimators import get_estimator
-from meta_rl.policy import LOG_2PI, GaussianMLPPolicy, Params
+from meta_rl.policy import GaussianMLPPolicy, Params, log_prob_from_z_squared
 
 Tangent = dict[str, Tensor]  # per-parameter tensors; shared ``[...]`` or per task ``[M, ...]``
 
@@ -233,8 +233,7 @@ class AnalyticMetaObjective:
         self.inverse_variance = torch.exp(-2.0 * self.params["log_std"])  # [A]
         self.difference = self.support_acts.mean - _flat_batch(support, "actions")  # mu - a, [M, B, A]
         self.support_z_squared = self.difference**2 * self.inverse_variance
-        log_probs = (-0.5 * self.support_z_squared.sum(-1) - self.params["log_std"].sum()
-                     - 0.5 * LOG_2PI * self.difference.shape[-1])
+        log_probs = log_prob_from_z_squared(self.support_z_squared, self.params["log_std"])
         with torch.enable_grad():
             horizon, num_tasks, num_eps = support.mask.shape
             leaf = log_probs.view(num_tasks, horizon, num_eps).requires_grad_(True)
@@ -345,7 +344,7 @@ class AnalyticMetaObjective:
         difference = self.query_acts.mean - self.query_actions  # mu - a
         inverse_variance = torch.exp(-2.0 * log_std)
         z_squared = difference**2 * inverse_variance
-        log_probs = -0.5 * z_squared.sum(-1) - log_std.sum(-1) - 0.5 * LOG_2PI * difference.shape[-1]
+        log_probs = log_prob_from_z_squared(z_squared, log_std)
         weights = torch.exp(log_probs - self.query_behaviour_log_probs) * self.query_advantage_weights
         return difference, z_squared, inverse_variance, weights
 

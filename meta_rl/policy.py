@@ -94,16 +94,40 @@ class GaussianMLPPolicy:
         log_std = params["log_std"].reshape(num_tasks, *([1] * len(batch_shape)), self.action_dim)
         return mean, log_std
 
+    def sample(self, obs: Tensor, params: Params, noise: Tensor) -> tuple[Tensor, Tensor]:
+        """Actions for ``obs`` drawn with standard normal ``noise`` (shaped like the mean), and their
+        log-density."""
+        mean, log_std = self.forward(obs, params)
+        return gaussian_sample(mean, log_std, noise)
+
     def log_prob(self, obs: Tensor, actions: Tensor, params: Params) -> Tensor:
         """Log-density of ``actions`` (summed over action dimensions)."""
         mean, log_std = self.forward(obs, params)
         return gaussian_log_prob(actions, mean, log_std)
 
 
+def log_prob_from_z_squared(z_squared: Tensor, log_std: Tensor) -> Tensor:
+    """Diagonal Gaussian log-density, summed over the last dimension, from the squared standardised residuals
+    ``z^2 = ((a - mu) / sigma)^2`` (the form every caller that already holds ``z`` uses)."""
+    log_norm = log_std.sum(-1).expand(z_squared.shape[:-1])
+    return -0.5 * z_squared.sum(-1) - log_norm - 0.5 * LOG_2PI * z_squared.shape[-1]
+
+
 def gaussian_log_prob(actions: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
     """Diagonal Gaussian log-density, summed over the last dimension."""
     z = (actions - mean) * torch.exp(-log_std)
-    return -0.5 * (z * z).sum(-1) - log_std.sum(-1).expand(z.shape[:-1]) - 0.5 * LOG_2PI * actions.shape[-1]
+    return log_prob_from_z_squared(z * z, log_std)
+
+
+def gaussian_sample(mean: Tensor, log_std: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
+    """Actions ``mean + sigma * noise`` from standard normal ``noise``, and their log-density (from the noise
+    itself, so no rounding from subtracting the mean back)."""
+    return mean + torch.exp(log_std) * noise, log_prob_from_z_squared(noise * noise, log_std)
+
+
+def gaussian_entropy(log_std: Tensor) -> Tensor:
+    """Entropy of a diagonal Gaussian with this log-std, summed over the last dimension."""
+    return (log_std + 0.5 * (1.0 + LOG_2PI)).sum(-1)
 
 
 def gaussian_kl(old_mean: Tensor, old_log_std: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from meta_rl.episodes import Episodes
-from meta_rl.policy import LOG_2PI, GaussianMLPPolicy, Params, is_task_batched
+from meta_rl.policy import GaussianMLPPolicy, Params, is_task_batched
 
 
 @contextlib.contextmanager
@@ -96,17 +96,14 @@ class Sampler:
         mask = torch.zeros(horizon, num_tasks, num_eps)
         log_probs = torch.zeros(horizon, num_tasks, num_eps)
         done = np.zeros(num_tasks * num_eps, dtype=bool)
-        log_norm = 0.5 * LOG_2PI * action_dim
 
         with torch.no_grad(), _single_torch_thread():
             for t in range(horizon):
                 obs_t = torch.as_tensor(obs, dtype=torch.float32).view(num_tasks, num_eps, obs_dim)
-                mean, log_std = self.policy.forward(obs_t, params)
-                noise = torch.randn(mean.shape, generator=generator)
-                action = mean + torch.exp(log_std) * noise
+                noise = torch.randn(num_tasks, num_eps, action_dim, generator=generator)
+                action, log_probs[t] = self.policy.sample(obs_t, params, noise)
                 observations[t] = obs_t
                 actions[t] = action
-                log_probs[t] = -0.5 * (noise * noise).sum(-1) - log_std.sum(-1) - log_norm
                 alive = torch.from_numpy(~done).view(num_tasks, num_eps)
                 mask[t] = alive
                 obs, reward, terminated, truncated, _ = self.envs.step(action.view(-1, action_dim).numpy())

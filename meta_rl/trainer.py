@@ -5,21 +5,19 @@ It does not know how an environment steps or how a gradient is taken; each of th
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium
 import numpy as np
 import torch
 
-from meta_rl.adaptation import adapt, step_size_shapes
-from meta_rl.baseline import compute_advantages
+from meta_rl.adaptation import step_size_shapes
+from meta_rl.api import MetaPolicy
+from meta_rl.callbacks import Callback, default_callbacks, run_callbacks
 from meta_rl.checkpoint import (
     CHECKPOINT_NAME,
     CheckpointError,
@@ -30,9 +28,9 @@ from meta_rl.checkpoint import (
 )
 from meta_rl.config import Config, ConfigError, config_from_dict, merge_dicts
 from meta_rl.episodes import Episodes, masked_task_mean
-from meta_rl.logger import Logger
 from meta_rl.meta_learner import MetaLearner, NonFiniteError
-from meta_rl.policy import LOG_2PI, GaussianMLPPolicy, Params, gaussian_kl
+from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_entropy, gaussian_kl
+from meta_rl.rollout import collect_and_adapt, make_policy
 from meta_rl.sampler import Sampler
 
 
@@ -45,29 +43,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_policy(config: Config) -> GaussianMLPPolicy:
-    """The policy for ``config``'s environment (its observation and action sizes come from the env spaces)."""
-    import meta_rl_envs  # noqa: F401  (registers the task families)
-
-    env = gymnasium.make(config.env.id, **config.env.kwargs)
-    try:
-        obs_dim = int(np.prod(env.observation_space.shape))
-        action_dim = int(np.prod(env.action_space.shape))
-    finally:
-        env.close()
-    return GaussianMLPPolicy(
-        obs_dim, action_dim, config.policy.hidden_sizes, config.policy.activation, config.policy.init_std
-    )
-
-
-def process(episodes: Episodes, config: Config) -> Episodes:
-    """Fill in per-task GAE advantages (linear baseline fitted per task)."""
-    episodes.advantages = compute_advantages(
-        episodes, config.gamma, config.gae_lambda, normalize=config.normalize_advantages
-    )
-    return episodes
-
-
 def adaptation_diagnostics(policy: GaussianMLPPolicy, params: Params, adapted: Params, supports: list[Episodes],
                           task_returns: list[torch.Tensor]) -> dict[str, float]:
     """What the inner steps did: the KL from the pre- to the post-adaptation policy on the first support batch's
@@ -76,7 +51,7 @@ def adaptation_diagnostics(policy: GaussianMLPPolicy, params: Params, adapted: P
     :param task_returns: each batch's mean return per task ``[M]``, before adapting and after each step.
     """
     with torch.no_grad():
-        entropy = (params["log_std"] + 0.5 * (1.0 + LOG_2PI)).sum().item()
+        entropy = gaussian_entropy(params["log_std"]).item()
         stats = {"policy/entropy": entropy}
         if not supports:
             return stats
@@ -131,6 +106,7 @@ class Trainer:
         )
         self.iteration = 0
         self.history: list[dict[str, float]] = []
+        self._saved_iteration: int | None = None  # the iteration the checkpoint file holds, if this trainer wrote it
 
     # --- checkpoints -------------------------------------------------------------------------------------
     @property
@@ -153,14 +129,16 @@ class Trainer:
         state = self.state_dict()
         if self._snapshot_due():
             save_checkpoint(state, self.snapshot_path(self.iteration))
-        return save_checkpoint(state, self.checkpoint_path)
+        path = save_checkpoint(state, self.checkpoint_path)
+        self._saved_iteration = self.iteration
+        return path
 
     def _snapshot_due(self) -> bool:
         """Whether this iteration's checkpoint is also kept (``snapshot_every``)."""
         every = self.config.snapshot_every
         return every > 0 and self.iteration % every == 0
 
-    def _checkpoint_due(self) -> bool:
+    def checkpoint_due(self) -> bool:
         """Whether this iteration writes the checkpoint: every ``checkpoint_every``, each snapshot, the last."""
         config, iteration = self.config, self.iteration
         return iteration % config.checkpoint_every == 0 or self._snapshot_due() or iteration == config.iterations
@@ -183,6 +161,7 @@ class Trainer:
         self.generator.set_state(state["rng"]["torch"])
         self.iteration = int(state["iteration"])
         self.history = list(state.get("history", []))
+        self._saved_iteration = self.iteration
 
     @classmethod
     def resume(cls, run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Trainer:
@@ -202,40 +181,19 @@ class Trainer:
         return trainer
 
     # --- one meta-iteration ------------------------------------------------------------------------------
-    def collect(self, params: dict[str, torch.Tensor], tasks: np.ndarray) -> Episodes:
-        """Sample episodes for ``tasks`` with ``params`` and compute their advantages."""
-        return process(self.sampler.collect(params, tasks, self.rng, self.generator), self.config)
-
     def sample_meta_batch(self) -> MetaBatch:
         """Sample ``meta_batch_size`` tasks and, with the current meta-parameters, their support episodes (one
         batch per inner step, adapting in between) and the adapted policies' query episodes."""
         config, learner = self.config, self.learner
-        timings = {"sampling": 0.0, "adaptation": 0.0}
-        returns: dict[str, float] = {}
         tasks = self.sampler.envs.sample_tasks(config.meta_batch_size, self.rng)
-        adapted = {k: v.detach() for k, v in learner.params.items()}
-        supports: list[Episodes] = []
-        task_returns = []
-        env_steps = 0
-        for k in range(config.inner.num_steps + 1):
-            tick = time.perf_counter()
-            episodes = self.collect(adapted, tasks)
-            env_steps += episodes.num_steps
-            returns[f"returns/step_{k}"] = episodes.mean_return()
-            task_returns.append(episodes.episode_returns().mean(dim=1))
-            episodes = episodes.to(self.device)
-            timings["sampling"] += time.perf_counter() - tick
-            if k < config.inner.num_steps:
-                tick = time.perf_counter()
-                supports.append(episodes)
-                step_size = learner.step_size(k)
-                if isinstance(step_size, dict):
-                    step_size = {name: value.detach() for name, value in step_size.items()}
-                adapted = adapt(self.policy, adapted, episodes, step_size, first_order=True,
-                                estimator=config.inner.estimator)
-                timings["adaptation"] += time.perf_counter() - tick
-        diagnostics = adaptation_diagnostics(self.policy, learner.params, adapted, supports, task_returns)
-        return MetaBatch(supports, episodes, returns, diagnostics, timings, env_steps)  # the last batch: the query
+        schedule = [learner.step_size(k) for k in range(config.inner.num_steps)]
+        result = collect_and_adapt(self.sampler, self.policy, learner.params, tasks, schedule, config, self.rng,
+                                   self.generator, self.device)
+        task_returns = result.task_returns()
+        returns = {f"returns/step_{k}": batch.mean_return() for k, batch in enumerate(result.batches)}
+        diagnostics = adaptation_diagnostics(self.policy, learner.params, result.params, result.supports,
+                                             task_returns)
+        return MetaBatch(result.supports, result.query, returns, diagnostics, result.seconds, result.env_steps)
 
     def train_iteration(self) -> dict[str, float]:
         """Sample tasks, adapt, collect query episodes, meta-update; returns the iteration's statistics."""
@@ -264,88 +222,61 @@ class Trainer:
         return stats
 
     # --- the loop ----------------------------------------------------------------------------------------
-    def train(self, progress: bool = True) -> list[dict[str, float]]:
-        """Train until ``config.iterations``; checkpoint every ``checkpoint_every`` and at the end.
+    def train(self, progress: bool = True, callbacks: Sequence[Callback] = ()) -> list[dict[str, float]]:
+        """Train until ``config.iterations``; returns the history of training returns.
 
-        The first Ctrl-C finishes the current iteration, writes the checkpoint and returns; a second one aborts
-        at once (the last written checkpoint stays). NaN/inf stops the run with :class:`NonFiniteError`
-        without overwriting the last good checkpoint.
+        The built-in callbacks (:func:`~meta_rl.callbacks.default_callbacks`: held-out evaluation with
+        ``eval_every``, TensorBoard, checkpoints, Ctrl-C, the progress bar if ``progress``) run first, then
+        ``callbacks``. When one asks to stop (the first Ctrl-C does), the checkpoint is written and ``train``
+        returns; a second Ctrl-C aborts at once. NaN/inf stops the run with :class:`NonFiniteError` without
+        overwriting the last good checkpoint.
         """
-        from tqdm.auto import tqdm
-
         config = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(config.to_yaml())
-        logger = Logger(str(self.run_dir), purge_step=self.iteration + 1 if self.iteration else None)
-        if self.iteration == 0:
-            logger.log_config(config.to_dict(), config.to_yaml())
-        bar = tqdm(total=config.iterations, initial=self.iteration, desc="meta-train", unit="it",
-                   disable=not progress, dynamic_ncols=True)
-        last_step = f"returns/step_{config.inner.num_steps}"
+        everyone = [*default_callbacks(self, progress), *callbacks]
+        started: list[Callback] = []
         try:
-            with _deferred_interrupt() as interrupted:
-                while self.iteration < config.iterations:
-                    try:
-                        stats = self.train_iteration()
-                    except NonFiniteError as error:
-                        raise NonFiniteError(
-                            f"{error} at iteration {self.iteration + 1}; stopped without saving. The last good "
-                            f"checkpoint is {self.checkpoint_path if self.checkpoint_path.exists() else 'none'}"
-                        ) from None
-                    self.iteration += 1
-                    self.history.append({k: v for k, v in stats.items() if k.startswith("returns/")})
-                    logger.log_iteration(self.iteration, stats)
-                    bar.update(1)
-                    bar.set_postfix(pre=f"{stats['returns/step_0']:.1f}", post=f"{stats[last_step]:.1f}",
-                                    s_it=f"{stats['time/iteration']:.2f}")
-                    if self._checkpoint_due():
+            for callback in everyone:
+                callback.on_train_start(self)
+                started.append(callback)
+            while self.iteration < config.iterations:
+                try:
+                    stats = self.train_iteration()
+                except NonFiniteError as error:
+                    raise NonFiniteError(
+                        f"{error} at iteration {self.iteration + 1}; stopped without saving. The last good "
+                        f"checkpoint is {self.checkpoint_path if self.checkpoint_path.exists() else 'none'}"
+                    ) from None
+                self.iteration += 1
+                self.history.append({k: v for k, v in stats.items() if k.startswith("returns/")})
+                if not run_callbacks(everyone, self, stats):
+                    if self._saved_iteration != self.iteration:
                         self.save()
-                    if interrupted():
-                        self.save()
-                        bar.write(f"Interrupted: checkpoint saved at iteration {self.iteration} to "
-                                  f"{self.checkpoint_path}; continue with --resume.")
-                        break
+                    print(f"Stopped: checkpoint saved at iteration {self.iteration} to {self.checkpoint_path}; "
+                          "continue with --resume.", file=sys.stderr)
+                    break
         finally:
-            bar.close()
-            logger.close()
+            for callback in reversed(started):
+                callback.on_train_end(self)
         return self.history
+
+    def meta_policy(self) -> MetaPolicy:
+        """The current meta-parameters (and Meta-SGD step sizes) as a :class:`~meta_rl.api.MetaPolicy`, to adapt
+        and evaluate as a loaded checkpoint would be."""
+        step_sizes = self.learner.step_sizes
+        return MetaPolicy(self.config, {k: v.detach().cpu() for k, v in self.learner.params.items()},
+                          None if step_sizes is None else {k: v.detach().cpu() for k, v in step_sizes.items()},
+                          self.iteration, str(self.checkpoint_path))
 
     def close(self) -> None:
         """Release the environments."""
         self.sampler.close()
 
 
-@contextlib.contextmanager
-def _deferred_interrupt() -> Iterator[Any]:
-    """Within the block, the first SIGINT only sets a flag (checked between iterations); the second raises."""
-    state = {"count": 0}
-    if not _is_main_thread():
-        yield lambda: False
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        state["count"] += 1
-        if state["count"] == 1:
-            print("\nCtrl-C: finishing this iteration, then saving a checkpoint (Ctrl-C again to abort now).",
-                  file=sys.stderr)
-        else:
-            raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield lambda: state["count"] > 0
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _is_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
 RESUME_MAY_CHANGE = (
-    "iterations", "device", "torch_threads", "sampler_threads", "checkpoint_every", "snapshot_every"
+    "iterations", "device", "torch_threads", "sampler_threads", "checkpoint_every", "snapshot_every", "eval_every",
+    "eval_tasks", "eval_grad_steps",
 )
 """Config keys a resumed run may change: how long and where it runs, not what it learns."""
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
 import gymnasium
 import numpy as np
@@ -26,10 +28,13 @@ import meta_rl_envs
 from meta_rl.adaptation import adapt
 from meta_rl.config import Config, load_config
 from meta_rl.episodes import Episodes
-from meta_rl.policy import LOG_2PI, GaussianMLPPolicy, Params
-from meta_rl.reference import per_task_trpo_update
+from meta_rl.policy import GaussianMLPPolicy, Params
+from meta_rl.rollout import process
 from meta_rl.runtime import keep_freed_memory
-from meta_rl.trainer import Trainer, process
+from meta_rl.trainer import Trainer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the per-task reference: a test oracle
+from reference import per_task_trpo_update
 
 
 def per_task_collect(policy: GaussianMLPPolicy, params: list[Params], tasks: np.ndarray, config: Config,
@@ -49,16 +54,15 @@ def per_task_collect(policy: GaussianMLPPolicy, params: list[Params], tasks: np.
         with torch.no_grad():
             for _ in range(horizon):
                 obs_t = torch.as_tensor(obs, dtype=torch.float32)
-                mean, log_std = policy.forward(obs_t, task_params)
-                noise = torch.randn(mean.shape, generator=generator)
-                action = mean + log_std.exp() * noise
+                noise = torch.randn(n, policy.action_dim, generator=generator)
+                action, log_prob = policy.sample(obs_t, task_params, noise)
                 alive = torch.from_numpy(~done).float()
                 obs_next, reward, terminated, truncated, _ = envs.step(action.numpy())
                 rows["observations"].append(obs_t)
                 rows["actions"].append(action)
                 rows["rewards"].append(torch.as_tensor(reward, dtype=torch.float32) * alive)
                 rows["mask"].append(alive)
-                rows["log_probs"].append(-0.5 * (noise**2).sum(-1) - log_std.sum(-1) - LOG_2PI)
+                rows["log_probs"].append(log_prob)
                 done |= terminated | truncated
                 obs = obs_next
         envs.close()

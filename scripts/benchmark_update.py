@@ -25,17 +25,21 @@ import dataclasses
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
 from meta_rl.config import load_config, replace_validated
 from meta_rl.meta_learner import MetaLearner
-from meta_rl.reference import per_task_trpo_update
 from meta_rl.runtime import keep_freed_memory
 from meta_rl.trainer import Trainer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the per-task reference: a test oracle
+from reference import per_task_trpo_update
 
 
 def synchronize(device: torch.device) -> None:

@@ -468,3 +468,23 @@ def test_normalized_actions_scale_to_the_velocity_bound_and_vector_matches_singl
         out = native.step(actions)
         _assert_same_step(out, reference.step(actions))
         obs = out[0]
+
+
+@pytest.mark.parametrize("env_id", sorted(meta_rl_envs.FAMILIES))
+def test_each_family_says_what_it_supports(env_id: str) -> None:
+    family = meta_rl_envs.family_class(env_id)
+    env = gymnasium.make(env_id)
+    try:
+        task_size = int(np.prod(family().task_space.shape))
+        observation = env.reset(seed=0)[0]
+        if family.observe_task:  # the observation ends with the task
+            np.testing.assert_allclose(observation[-task_size:], env.unwrapped.task, rtol=1e-6)
+        assert family.plots_trajectories == env_id.startswith("meta_rl/Navigation2D")
+    finally:
+        env.close()
+    assert family.observe_task == ("Oracle" in env_id)
+
+
+def test_family_class_refuses_an_id_that_is_not_a_family() -> None:
+    with pytest.raises(ValueError, match="'CartPole-v1' is not a registered meta_rl task family"):
+        meta_rl_envs.family_class("CartPole-v1")

@@ -9,7 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Independent, Normal, kl_divergence
 
-from meta_rl.policy import GaussianMLPPolicy, gaussian_kl, gaussian_log_prob, is_task_batched
+from meta_rl.policy import (
+    GaussianMLPPolicy,
+    gaussian_entropy,
+    gaussian_kl,
+    gaussian_log_prob,
+    gaussian_sample,
+    is_task_batched,
+)
 
 OBS_DIM, ACTION_DIM = 3, 2
 
@@ -206,3 +213,17 @@ def test_init_params_seeded_generator_is_reproducible() -> None:
 def test_bad_activation_raises() -> None:
     with pytest.raises(ValueError, match="sigmoid"):
         GaussianMLPPolicy(OBS_DIM, ACTION_DIM, activation="sigmoid")
+
+
+def test_sampling_log_density_and_entropy_agree_with_torch_distributions():
+    gen = torch.Generator().manual_seed(11)
+    mean = torch.randn(3, 4, ACTION_DIM, dtype=torch.float64, generator=gen)
+    log_std = 0.5 * torch.randn(3, 1, ACTION_DIM, dtype=torch.float64, generator=gen)
+    noise = torch.randn(3, 4, ACTION_DIM, dtype=torch.float64, generator=gen)
+    action, log_prob = gaussian_sample(mean, log_std, noise)
+    normal = Normal(mean, log_std.exp())
+    torch.testing.assert_close(action, mean + log_std.exp() * noise, rtol=0, atol=0)
+    torch.testing.assert_close(log_prob, normal.log_prob(action).sum(-1), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(log_prob, gaussian_log_prob(action, mean, log_std), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gaussian_entropy(log_std[:, 0]), normal.entropy()[:, 0].sum(-1), rtol=1e-12,
+                               atol=1e-12)

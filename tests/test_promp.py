@@ -29,7 +29,7 @@ def on_policy(episodes: Episodes, learner: MetaLearner, params: dict) -> Episode
     """The episodes with the log-probabilities of the parameters that would have sampled them (ratio 1)."""
     mean, log_std = learner.policy.forward(episodes.task_major("observations"), params)
     log_probs = gaussian_log_prob(episodes.task_major("actions"), mean, log_std).detach().transpose(0, 1)
-    return dataclasses.replace(episodes, log_probs=log_probs.contiguous(), _task_major={})
+    return dataclasses.replace(episodes, log_probs=log_probs.contiguous())
 
 
 def sampled_batch(learner: MetaLearner, num_steps: int = 1) -> tuple[list[Episodes], Episodes]:
@@ -80,7 +80,7 @@ def test_ratio_beyond_the_clip_stops_the_update():
     learner = make_learner(steps=3, inner_kl_coeff=0.0)
     supports, query = sampled_batch(learner)
     query = dataclasses.replace(query, log_probs=query.log_probs - torch.log(torch.tensor(2.0)),
-                                advantages=query.advantages.abs() + 0.1, _task_major={})
+                                advantages=query.advantages.abs() + 0.1)
     start = meta_parameters(learner)
     stats = learner.update(supports, query)
     assert torch.equal(meta_parameters(learner), start)

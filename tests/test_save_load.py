@@ -241,8 +241,11 @@ def test_loading_refuses_code_and_runs_none(tmp_path):
 def test_loading_refuses_arbitrary_objects(tmp_path):
     path = tmp_path / "object.pt"
     torch.save(_checkpoint_like(types.SimpleNamespace(params={})), path)
-    with pytest.raises(CheckpointError, match="corrupt or not a meta_rl checkpoint"):
+    with pytest.raises(CheckpointError, match="corrupt or not a meta_rl checkpoint") as raised:
         load_checkpoint(path)
+    message = str(raised.value)
+    assert "types.SimpleNamespace" in message
+    assert "\n" not in message and "weights_only" not in message  # one line, no advice to load it unrestricted
 
 
 # --- bad files ------------------------------------------------------------------------------------------------
