@@ -152,7 +152,7 @@ def default_evaluation_dir(checkpoint: str | Path, seed: int, schedule: list[flo
     if env_kwargs:
         name += "-env-" + "_".join(f"{key}-{value}" for key, value in sorted(env_kwargs.items()))
     if task_file:
-        name += f"-tasks-{Path(task_file).stem}"
+        name += f"-tasks-{Path(str(task_file).removeprefix('paper:')).stem}"
     if episodes != DEFAULT_EPISODES:
         name += f"-eps{episodes}"
     return checkpoint.parent / name
@@ -266,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--tasks", type=int, help="held-out tasks to draw with --seed (default 40)")
     evaluate.add_argument("--task-file", metavar="JSON",
                           help="evaluate on the tasks in this file instead of drawn ones: a JSON list, or an object "
-                               "with a \"tasks\" list (scripts/paper_test_tasks/ holds the MAML paper's test tasks)")
+                               "with a \"tasks\" list; paper:cheetah-vel, paper:cheetah-dir and paper:navigation are "
+                               "the MAML paper's test tasks, shipped with the package")
     evaluate.add_argument("--grad-steps", type=int, default=3, help="inner steps (default 3)")
     evaluate.add_argument("--episodes", type=int, default=DEFAULT_EPISODES,
                           help=f"episodes per task per step (default {DEFAULT_EPISODES})")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -141,9 +142,26 @@ def read_json(path: str | Path, what: str) -> Any:
         raise ValueError(f"the {what} {str(path)!r} is not valid JSON: {error}") from None
 
 
+PAPER_TASKS = "paper:"  # prefix of the task sets shipped with the package
+
+
+def paper_task_sets() -> list[str]:
+    """Names of the MAML paper's test-task sets shipped with the package (``paper:NAME`` as a task file)."""
+    return sorted(item.name.removesuffix(".json") for item in resources.files("meta_rl").joinpath("task_sets")
+                  .iterdir() if item.name.endswith(".json"))
+
+
 def load_task_file(path: str | Path) -> list:
     """The tasks in a JSON file: a list of tasks (``[0.5, 1.2]``, ``[[0.3, -0.2], ...]``), or an object whose
-    ``"tasks"`` key holds one (other keys, such as a ``"source"``, are for readers); a clear error otherwise."""
+    ``"tasks"`` key holds one (other keys, such as a ``"source"``, are for readers); a clear error otherwise.
+    ``paper:NAME`` reads the MAML paper's test tasks shipped with the package (:func:`paper_task_sets`)."""
+    if str(path).startswith(PAPER_TASKS):
+        name = str(path).removeprefix(PAPER_TASKS)
+        if name not in paper_task_sets():
+            raise ValueError(f"no shipped task set {name!r} in {str(path)!r}; shipped: "
+                             f"{', '.join(PAPER_TASKS + known for known in paper_task_sets())}")
+        with resources.as_file(resources.files("meta_rl").joinpath("task_sets", f"{name}.json")) as file:
+            return load_task_file(file)
     data = read_json(path, "task file")
     tasks = data.get("tasks") if isinstance(data, dict) else data
     if not isinstance(tasks, list) or not tasks:

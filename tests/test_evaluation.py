@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from meta_rl.api import maml_step_schedule
 from meta_rl.cli import default_evaluation_dir, main
 from meta_rl.config import load_config
-from meta_rl.evaluation import evaluate, write_json
+from meta_rl.evaluation import evaluate, load_task_file, write_json
 from meta_rl.trainer import Trainer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -251,14 +251,15 @@ def test_task_files_with_bad_contents_get_clear_errors(trained, tmp_path, capsys
 
 
 def test_the_paper_test_task_files_are_the_authors_draws():
-    """The shipped files are what scripts/paper_test_tasks.py writes, and that is numpy's seed-1 legacy draw."""
+    """The shipped files are what research/paper_test_tasks.py writes, and that is numpy's seed-1 legacy draw."""
     root = Path(__file__).resolve().parent.parent
-    spec = importlib.util.spec_from_file_location("paper_test_tasks", root / "scripts" / "paper_test_tasks.py")
+    spec = importlib.util.spec_from_file_location("paper_test_tasks", root / "research" / "paper_test_tasks.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     generated = module.paper_test_tasks()
     for family, contents in generated.items():
-        assert json.loads((root / "scripts" / "paper_test_tasks" / f"{family}.json").read_text()) == contents
+        assert json.loads((root / "meta_rl" / "task_sets" / f"{family}.json").read_text()) == contents
+        assert load_task_file(f"paper:{family}") == contents["tasks"]
     speeds = np.asarray(generated["cheetah-vel"]["tasks"])
     assert speeds.shape == (40,) and speeds[0] == pytest.approx(0.834044009405148)  # RandomState(1).uniform(0, 2)
     assert speeds.min() >= 0.0 and speeds.max() <= 2.0

@@ -1,4 +1,4 @@
-"""``scripts/speed_measures.py``: a trained half-cheetah run scored with our speed and with the paper's, on drawn
+"""``research/speed_measures.py``: a trained half-cheetah run scored with our speed and with the paper's, on drawn
 tasks or on a task file, with env kwargs changed as ``meta-rl evaluate`` changes them; bad input is a clear error."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from helpers import TINY
 
 from meta_rl.cli import main
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "speed_measures.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "research" / "speed_measures.py"
+pytestmark = pytest.mark.research  # a research one-off: `pytest -m research` runs it
 
 
 @pytest.fixture(scope="module")

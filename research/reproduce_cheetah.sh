@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the README's half-cheetah tables: train every method, evaluate on 40 held-out tasks, plot.
-#   bash scripts/reproduce_cheetah.sh vel           # target velocity, Gymnasium's control rate (frame_skip 5)
-#   bash scripts/reproduce_cheetah.sh dir paper     # direction, the paper's rllab control rate (frame_skip 1)
+#   bash research/reproduce_cheetah.sh vel           # target velocity, Gymnasium's control rate (frame_skip 5)
+#   bash research/reproduce_cheetah.sh dir paper     # direction, the paper's rllab control rate (frame_skip 1)
 # Further arguments are config overrides for every training, e.g. outer.fvp_subsample=0.25 (what most of the
 # README's runs used, to fit a run in under two hours on 2 cores; it suits velocity, but on direction the MAML run
 # declined late, far more than with the exact Fisher, the default: see the README). For direction, outer.max_kl=0.02 is
@@ -51,7 +51,7 @@ mkdir -p results
 score_all "" "half-cheetah $family$title, 40 tasks"
 
 # At the paper's rate, also score as the paper's numbers were measured: on the authors' 40 test tasks
-# (scripts/paper_test_tasks/) from rllab's start state, the pretrained policy with the step the authors' test
+# (paper:cheetah-vel, paper:cheetah-dir) from rllab's start state, the pretrained policy with the step the authors' test
 # script gave it (velocity 0.02, direction 0.2, then half), with the paper's numbers drawn beside ours. These are
 # the rows to set beside the paper's.
 if [ -n "$suffix" ]; then
@@ -65,5 +65,5 @@ if [ -n "$suffix" ]; then
                 --reference "pretrained, MAML paper=-43.0,-24.8,-12.9,19.6" --reference "oracle, MAML paper=442.7")
   fi
   score_all -protocol "half-cheetah $family$title, the paper's 40 test tasks, rllab's start" \
-    --task-file "scripts/paper_test_tasks/cheetah-$family.json" --env-kwarg reset_noise=rllab
+    --task-file "paper:cheetah-$family" --env-kwarg reset_noise=rllab
 fi

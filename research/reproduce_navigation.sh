@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the README's 2D-navigation tables: train every method, evaluate on 40 held-out tasks, plot.
-#   bash scripts/reproduce_navigation.sh            # the issue-default setting (navigation-*)
-#   bash scripts/reproduce_navigation.sh paper      # the MAML paper's own setting (navigation-*-paper)
+#   bash research/reproduce_navigation.sh            # the issue-default setting (navigation-*)
+#   bash research/reproduce_navigation.sh paper      # the MAML paper's own setting (navigation-*-paper)
 # Runs go to runs/full-PRESET (resumable with `meta-rl train --resume runs/full-PRESET`; each keeps a
 # checkpoint-ITERATION.pt every 100 iterations, so an earlier iteration can be evaluated), results to results/.
 # Two trainings run at a time with one torch thread each (2 cores). With `paper`, each method is also scored as the
@@ -46,11 +46,11 @@ mkdir -p results
 score_all "" "2D navigation${suffix:+ (paper setting)}, 40 held-out tasks"
 
 # In the paper's setting, also score as the paper's numbers were measured: on the authors' 40 test goals
-# (scripts/paper_test_tasks/navigation.json) with 40 episodes per step (their test script sampled 4000 steps of
+# (paper:navigation) with 40 episodes per step (their test script sampled 4000 steps of
 # horizon 100 per step), with the paper's numbers drawn beside ours. These are the rows to set beside the paper's.
 if [ -n "$suffix" ]; then
   references=(--reference "MAML paper=-40.41,-11.68,-3.33,-3.23" --reference "pretrained, MAML paper=-40.81,-19.73,-11.72,-8.47"
               --reference "oracle, MAML paper=-2.29")
   score_all -protocol "2D navigation (paper setting), the paper's 40 test goals, 40 episodes per step" \
-    --task-file scripts/paper_test_tasks/navigation.json --episodes 40
+    --task-file paper:navigation --episodes 40
 fi

@@ -8,8 +8,8 @@ the update's seconds, the surrogate improvement it reached within ``max_kl`` (an
 variant's), the line search's accepted step fraction, the largest single task's KL after the step (the trust region
 bounds the mean over tasks), and the cosine between its step and the first variant's.
 
-    python scripts/fisher_quality.py runs/cheetah-dir-maml-paper                  # exact vs 0.25 and others
-    python scripts/fisher_quality.py runs/X/checkpoint-00250.pt --variants 1:10,0.25:10,0.25:10:episodes --batches 4
+    python research/fisher_quality.py runs/cheetah-dir-maml-paper                  # exact vs 0.25 and others
+    python research/fisher_quality.py runs/X/checkpoint-00250.pt --variants 1:10,0.25:10,0.25:10:episodes --batches 4
 """
 
 from __future__ import annotations

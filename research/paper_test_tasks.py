@@ -13,8 +13,8 @@ paper. This redraws them exactly:
 - 2D navigation: 40 goals ``uniform(-0.5, 0.5)`` in each coordinate (the script as published then keeps one of
   them, a debugging leftover; all 40 are written).
 
-    python scripts/paper_test_tasks.py   # writes scripts/paper_test_tasks/{cheetah-vel,cheetah-dir,navigation}.json
-    meta-rl evaluate runs/cheetah-vel-maml-paper --task-file scripts/paper_test_tasks/cheetah-vel.json
+    python research/paper_test_tasks.py   # writes meta_rl/task_sets/{cheetah-vel,cheetah-dir,navigation}.json
+    meta-rl evaluate runs/cheetah-vel-maml-paper --task-file paper:cheetah-vel
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def paper_test_tasks() -> dict[str, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(Path(__file__).with_suffix("")),
-                        help="directory to write FAMILY.json into (default scripts/paper_test_tasks)")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "meta_rl" / "task_sets"),
+                        help="directory to write FAMILY.json into (default meta_rl/task_sets, the package's)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,9 @@ meta-policy to held-out tasks (as ``meta-rl evaluate`` draws them) with ``--step
 ``--episodes`` fresh episodes per task with the adapted policies, and scores every step both ways (same actions,
 same control cost). It also prints how much each speed changes from one env step to the next.
 
-    python scripts/speed_measures.py runs/cheetah-vel-maml-paper --steps 1
-    python scripts/speed_measures.py runs/cheetah-vel-oracle-paper --steps 0 --episodes 10
-    python scripts/speed_measures.py runs/cheetah-vel-maml-paper --task-file scripts/paper_test_tasks/cheetah-vel.json \
+    python research/speed_measures.py runs/cheetah-vel-maml-paper --steps 1
+    python research/speed_measures.py runs/cheetah-vel-oracle-paper --steps 0 --episodes 10
+    python research/speed_measures.py runs/cheetah-vel-maml-paper --task-file paper:cheetah-vel \
         --env-kwarg reset_noise=rllab     # on the paper's test tasks, from rllab's start state
 """
 
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=5, help="scored episodes per task")
     parser.add_argument("--tasks", type=int, default=40, help="held-out tasks to draw")
     parser.add_argument("--task-file", help="score on the tasks in this JSON file instead of drawn ones (as meta-rl "
-                        "evaluate --task-file, e.g. scripts/paper_test_tasks/cheetah-vel.json)")
+                        "evaluate --task-file, e.g. paper:cheetah-vel)")
     parser.add_argument("--env-kwarg", action="append", default=[], metavar="NAME=VALUE",
                         help="env keyword changed from the training config's, e.g. reset_noise=rllab (repeatable)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="held-out task seed (as meta-rl evaluate)")

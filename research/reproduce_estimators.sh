@@ -2,7 +2,7 @@
 # Reproduce docs/estimators.md's 2D-navigation comparison of the inner estimators and ProMP: train each on the
 # issue-default setting (navigation-maml's batch, 500 iterations, seed 0), score it on 40 held-out tasks after 0-3
 # steps, plot the training curves and the adaptation curves.
-#   bash scripts/reproduce_estimators.sh
+#   bash research/reproduce_estimators.sh
 # Runs go to runs/nav-NAME (resumable: rerunning the script resumes unfinished runs), results to results/.
 # Two trainings run at a time with one torch thread each (2 cores).
 set -euo pipefail
