@@ -13,35 +13,18 @@ from meta_rl.meta_learner import NonFiniteError
 from meta_rl.runtime import keep_freed_memory
 
 
-def _default_run_dir(source: str, seed: int) -> Path:
-    name = Path(source).stem if source.endswith((".yaml", ".yml")) else source
-    return Path("runs") / f"{name}-seed{seed}"
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     """Train from a preset or YAML file, or resume a run directory."""
-    from meta_rl.trainer import Trainer
+    from meta_rl.trainer import make_trainer
 
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
+    trainer = make_trainer(args.config, args.run_dir, overrides, resume=args.resume)
     if args.resume:
-        run_dir = Path(args.run_dir) if args.run_dir else Path(args.config)
-        raw: dict = {}
-        for override in overrides:
-            apply_override(raw, override)
-        trainer = Trainer.resume(run_dir, raw)
-        print(f"Resuming {run_dir} at iteration {trainer.iteration} of {trainer.config.iterations}")
+        print(f"Resuming {trainer.run_dir} at iteration {trainer.iteration} of {trainer.config.iterations}")
     else:
-        config = load_config(args.config, overrides)
-        run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.config, config.seed)
-        if (run_dir / "checkpoint.pt").exists():
-            raise ConfigError(
-                f"--run-dir {str(run_dir)!r} already holds a checkpoint; pass --resume to continue it, "
-                "or choose another --run-dir"
-            )
-        trainer = Trainer(config, run_dir)
-        print(f"Training {args.config} -> {run_dir} (tensorboard --logdir {run_dir.parent})")
+        print(f"Training {args.config} -> {trainer.run_dir} (tensorboard --logdir {trainer.run_dir.parent})")
     try:
         history = trainer.train(progress=not args.no_progress)
     finally:

@@ -175,7 +175,7 @@ PRESET_PACKAGE = "meta_rl.presets"
 def list_presets() -> dict[str, str]:
     """Preset name -> its one-line description (the YAML's first comment line)."""
     presets = {}
-    for entry in sorted(resources.files(PRESET_PACKAGE).iterdir(), key=lambda e: e.name):
+    for entry in sorted(resources.files(PRESET_PACKAGE).iterdir(), key=lambda e: e.name.removesuffix(".yaml")):
         if entry.name.endswith(".yaml"):
             first = entry.read_text().splitlines()[0] if entry.read_text() else ""
             presets[entry.name[: -len(".yaml")]] = first.lstrip("# ").strip()

@@ -9,10 +9,13 @@ from typing import Any
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
-# tag -> meaning. The README's table is this dict.
+# tag -> meaning: docs/tensorboard.md is generated from this dict (scripts/generate_docs.py).
 TAGS: dict[str, str] = {
     "returns/step_0": "Mean undiscounted episode return of the meta-policy before adaptation (support episodes).",
     "returns/step_K": "Mean return after K inner steps (K = 1..inner.num_steps; the last is the query batch).",
+    "heldout/step_K": "With eval_every: mean return on the eval_tasks held-out tasks after K inner steps (K = "
+    "0..eval_grad_steps), each step on episodes_per_task fresh episodes, as `meta-rl evaluate` adapts; the same "
+    "tasks and random streams at every evaluation.",
     "losses/surrogate_before": "Outer surrogate loss before the meta-update.",
     "losses/surrogate_after": "Outer surrogate loss after the meta-update (equal to before if TRPO rejected).",
     "losses/kl": "Mean KL between the adapted policies before and after the meta-update.",
@@ -42,7 +45,15 @@ TAGS: dict[str, str] = {
     "time/sampling": "Seconds per iteration collecting episodes and computing advantages.",
     "time/adaptation": "Seconds per iteration computing adapted parameters for the query rollouts.",
     "time/outer_update": "Seconds per iteration in the meta-update.",
-    "time/iteration": "Seconds per meta-iteration in all.",
+    "time/iteration": "Seconds per meta-iteration in all (without the held-out evaluation).",
+    "time/evaluation": "Seconds the held-out evaluation took (eval_every only).",
+}
+
+# what `meta-rl evaluate` writes to RUN_DIR/evaluation-seedS (x axis: inner steps); see evaluation.write_tensorboard
+EVALUATE_TAGS: dict[str, str] = {
+    "evaluation/return": "Mean return over the held-out tasks after K inner steps (x axis: K).",
+    "evaluation/return_stderr": "Its standard error over tasks.",
+    "evaluation/table": "The printed table, as text.",
 }
 
 

@@ -26,7 +26,7 @@ from meta_rl.checkpoint import (
     save_checkpoint,
     snapshot_name,
 )
-from meta_rl.config import Config, ConfigError, config_from_dict, merge_dicts
+from meta_rl.config import Config, ConfigError, apply_override, config_from_dict, load_config, merge_dicts
 from meta_rl.episodes import Episodes, masked_task_mean
 from meta_rl.meta_learner import MetaLearner, NonFiniteError
 from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_entropy, gaussian_kl
@@ -272,6 +272,53 @@ class Trainer:
     def close(self) -> None:
         """Release the environments."""
         self.sampler.close()
+
+
+def default_run_dir(source: str | Config, seed: int) -> Path:
+    """``runs/NAME-seedN``: a preset's name or a YAML file's stem (``runs/run-seedN`` for a :class:`Config`)."""
+    name = "run" if isinstance(source, Config) else Path(source).stem if str(source).endswith((".yaml", ".yml")) \
+        else str(source)
+    return Path("runs") / f"{name}-seed{seed}"
+
+
+def make_trainer(source: str | Path | Config, run_dir: str | Path | None = None, overrides: Sequence[str] = (),
+                 resume: bool = False) -> Trainer:
+    """A trainer for a preset name, a YAML file or a :class:`Config`, with ``key=value`` overrides; with ``resume``,
+    the run in ``run_dir`` (or ``source`` as a run directory) continued from its checkpoint. A new run refuses a
+    directory that already holds a checkpoint."""
+    if resume:
+        raw: dict = {}
+        for override in overrides:
+            apply_override(raw, override)
+        return Trainer.resume(Path(run_dir if run_dir is not None else source), raw)
+    if isinstance(source, Config):
+        raw = source.to_dict()
+        for override in overrides:
+            apply_override(raw, override)
+        config = config_from_dict(raw)
+    else:
+        config = load_config(source, list(overrides))
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(source, config.seed)
+    if (run_dir / CHECKPOINT_NAME).exists():
+        raise ConfigError(f"run directory {str(run_dir)!r} already holds a checkpoint; resume it (--resume, "
+                          "resume=True) or choose another directory")
+    return Trainer(config, run_dir)
+
+
+def train(source: str | Path | Config, run_dir: str | Path | None = None, overrides: Sequence[str] = (),
+          callbacks: Sequence[Callback] = (), progress: bool = True, resume: bool = False) -> MetaPolicy:
+    """Train a preset, a YAML file or a :class:`Config` (``meta-rl train`` from Python) and return the trained
+    meta-policy, ready to adapt; ``run_dir`` (default ``runs/NAME-seedN``) keeps its checkpoint and TensorBoard
+    events.
+
+        meta = meta_rl.train("navigation-maml", "runs/nav", overrides=["iterations=50"])
+    """
+    trainer = make_trainer(source, run_dir, overrides, resume)
+    try:
+        trainer.train(progress=progress, callbacks=callbacks)
+    finally:
+        trainer.close()
+    return trainer.meta_policy()
 
 
 RESUME_MAY_CHANGE = (

@@ -123,6 +123,30 @@ def test_cli_adapt(run_dir, tmp_path, capsys):
     assert "not a comma-separated list of numbers" in capsys.readouterr().err
 
 
+def test_readme_training_example_runs(tmp_path, monkeypatch):
+    text = README.read_text()
+    section = text[text.index("## Train from Python"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    meta = namespace["meta"]
+    assert isinstance(meta, MetaPolicy) and meta.iteration == 4
+    assert (tmp_path / "runs" / "quick" / "checkpoint.pt").is_file()
+    assert MetaPolicy.load(tmp_path / "runs" / "quick").iteration == 4
+
+
+def test_readme_task_family_example_runs():
+    text = README.read_text()
+    code = re.search(r"```python\n(.*?)```", text[text.index("## Task families"):], re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["env"].unwrapped.task.tolist() == [1.5]
+    assert namespace["envs"].tasks.shape == (8, 2)
+    namespace["env"].close()
+    namespace["envs"].close()
+
+
 def test_readme_example_runs(run_dir, tmp_path, monkeypatch):
     text = README.read_text()
     section = text[text.index("## Adapt to a new task"):]
