@@ -74,3 +74,24 @@ def test_relative_links_and_their_anchors_resolve(page):
 def test_readme_is_a_landing_page():
     lines = (ROOT / "README.md").read_text().splitlines()
     assert len(lines) <= 260, f"the README has {len(lines)} lines; details belong in docs/"
+
+
+def test_every_results_file_is_named_by_the_docs():
+    """results/ keeps only what a page shows: each file matches a path (brace lists and * allowed) that the README,
+    docs/ or a research/ script names."""
+    import fnmatch
+
+    texts = "\n".join(path.read_text() for path in [*markdown_files(), *sorted((ROOT / "research").iterdir())])
+
+    def expand(token):
+        found = re.search(r"\{([^}]*)\}", token)
+        if not found:
+            return [token]
+        return [out for alt in found.group(1).split(",")
+                for out in expand(token[:found.start()] + alt + token[found.end():])]
+
+    patterns = {name.replace("NAME", "*").rstrip(".,") for token in re.findall(r"results/([\w\-.{},*]+)", texts)
+                for name in expand(token)} - {"*.json", "*.png"}
+    unnamed = [path.name for path in sorted((ROOT / "results").iterdir())
+               if not any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns)]
+    assert not unnamed, f"results/ files no page names: {unnamed}"
