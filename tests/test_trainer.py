@@ -64,3 +64,20 @@ def test_sample_meta_batch_has_one_support_per_inner_step_and_leaves_parameters_
     assert batch.env_steps == sum(e.num_steps for e in [*batch.supports, batch.query]) <= (inner_steps + 1) * 240
     assert batch.returns[f"returns/step_{inner_steps}"] == batch.query.mean_return()
     assert all(torch.equal(before[k], v) for k, v in trainer.learner.params.items())
+
+
+def test_train_from_python_takes_a_config_with_overrides_refuses_a_used_directory_and_resumes(tmp_path):
+    import meta_rl
+    from helpers import TINY
+
+    from meta_rl.config import ConfigError
+
+    config = load_config("navigation-maml", [*TINY, "iterations=2"])
+    meta = meta_rl.train(config, tmp_path / "run", overrides=["seed=3"], progress=False)
+    assert meta.iteration == 2 and meta.config.seed == 3
+    with pytest.raises(ConfigError, match="already holds a checkpoint"):
+        meta_rl.train(config, tmp_path / "run", progress=False)
+    resumed = meta_rl.train(tmp_path / "run", overrides=["iterations=3"], resume=True, progress=False)
+    straight = meta_rl.train(config, tmp_path / "straight", overrides=["seed=3", "iterations=3"], progress=False)
+    for name, value in straight.params.items():
+        assert torch.equal(resumed.params[name], value), name
