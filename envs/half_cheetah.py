@@ -35,7 +35,6 @@ the difference is within the solver's tolerance, but chaotic contacts grow it ov
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -44,17 +43,10 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
-from gymnasium.vector import AutoresetMode
-from mujoco import rollout
 
 from meta_rl_envs.base import TaskEnvMixin, describe_env, validate_tasks
-from meta_rl_envs.vector import (
-    NativeTaskVectorEnv,
-    check_bool,
-    check_choice,
-    check_no_unused_kwargs,
-    check_positive_int,
-)
+from meta_rl_envs.mujoco_vector import MujocoTaskVectorEnv, WithoutWarmstart
+from meta_rl_envs.vector import check_bool, check_choice, check_positive_int
 
 __all__ = [
     "HalfCheetahDirEnv",
@@ -245,7 +237,7 @@ def direction_reward(speed: np.ndarray | float, direction: np.ndarray | float) -
     return direction * speed
 
 
-class _HalfCheetahTaskEnv(HalfCheetahEnv, TaskEnvMixin):
+class _HalfCheetahTaskEnv(WithoutWarmstart, HalfCheetahEnv, TaskEnvMixin):
     """Gymnasium's half-cheetah with a task (the family is set by the subclass's class attributes)."""
 
     task_low: float
@@ -292,11 +284,6 @@ class _HalfCheetahTaskEnv(HalfCheetahEnv, TaskEnvMixin):
                                              self.model.nq, self.model.nv)
         self.set_state(self.init_qpos + qpos_noise, self.init_qvel + qvel_noise)
         return self._get_obs()
-
-    def _step_mujoco_simulation(self, ctrl: np.ndarray, n_frames: int) -> None:
-        """Clear the solver's warm start, then step as Gymnasium does (see the module docstring)."""
-        self.data.qacc_warmstart[:] = 0.0
-        super()._step_mujoco_simulation(ctrl, n_frames)
 
     def control_cost(self, action: np.ndarray) -> float:
         """``ctrl_cost_weight * |a|^2`` of the applied (clipped) action."""
@@ -402,135 +389,41 @@ class HalfCheetahDirOracleEnv(HalfCheetahDirEnv):
     observe_task = True
 
 
-def default_num_threads() -> int:
-    """Cores this process may run on (what the sampler uses unless told otherwise)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+class _HalfCheetahTaskVectorEnv(MujocoTaskVectorEnv):
+    """All cheetahs stepped by ``mujoco.rollout`` in C++ threads; observations and rewards in numpy.
 
-
-class _HalfCheetahTaskVectorEnv(NativeTaskVectorEnv):
-    """All sub-envs stepped by ``mujoco.rollout`` in C++ threads; observations and rewards in numpy.
-
-    :param num_envs: number of sub-envs (cheetahs).
-    :param max_episode_steps: truncation horizon per sub-env (200).
-    :param autoreset_mode: ``NEXT_STEP`` (default) or ``DISABLED``, as ``SyncVectorEnv``.
-    :param task: initial task of every sub-env; default the single env's.
-    :param ctrl_cost_weight: weight of the squared-action cost (0.05).
-    :param reset_noise_scale: scale of the start-state noise (0.1).
-    :param frame_skip: physics steps of 0.01 s per env step (5).
-    :param exclude_current_positions_from_observation: False puts the x position first in the observation.
-    :param reset_noise: start-state noise, ``"gymnasium"`` or ``"rllab"``, as the single env.
-    :param speed_measure: the speed in the reward, ``"torso"`` or ``"centre_of_mass"``, as the single env.
-    :param num_threads: threads stepping the physics; default (None or 0) every core this process may use.
-    :param render_mode: only None.
+    Takes the single env's keywords (``ctrl_cost_weight``, ``reset_noise_scale``, ``frame_skip``,
+    ``exclude_current_positions_from_observation``, ``reset_noise``, ``speed_measure``) and the vector ones of
+    :class:`~meta_rl_envs.mujoco_vector.MujocoTaskVectorEnv`; episodes are truncated at 200 steps by default.
     """
 
     single_env_class: type[_HalfCheetahTaskEnv]
-    supports_threads = True  # make_task_vec passes the sampler's thread count
+    default_max_episode_steps = 200
 
-    def __init__(
-        self,
-        num_envs: int,
-        max_episode_steps: int = 200,
-        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
-        task: Any = None,
-        ctrl_cost_weight: float = CTRL_COST_WEIGHT,
-        reset_noise_scale: float = DEFAULT_RESET_NOISE_SCALE,
-        frame_skip: int = DEFAULT_FRAME_SKIP,
-        exclude_current_positions_from_observation: bool = True,
-        reset_noise: str = "gymnasium",
-        speed_measure: str = "torso",
-        num_threads: int | None = None,
-        render_mode: str | None = None,
-        **unused: Any,
-    ) -> None:
-        who = type(self).__name__
-        check_no_unused_kwargs(unused, type(self))
-        frame_skip = check_positive_int(frame_skip, "frame_skip", who, _FRAME_SKIP_HINT)
-        if render_mode is not None:
-            raise ValueError(f"{who}: render_mode={render_mode!r} is not supported; allowed: None "
-                             f"(render a single {self.single_env_class.__name__} instead)")
-        if num_threads is None or num_threads == 0:
-            num_threads = default_num_threads()
-        if isinstance(num_threads, bool) or not isinstance(num_threads, int | np.integer) or num_threads < 0:
-            raise ValueError(f"{who}: num_threads must be a non-negative int (0 = all cores), got {num_threads!r}")
-        reference = self.single_env_class(
-            ctrl_cost_weight=ctrl_cost_weight, reset_noise_scale=reset_noise_scale, frame_skip=frame_skip,
-            exclude_current_positions_from_observation=exclude_current_positions_from_observation,
-            reset_noise=reset_noise, speed_measure=speed_measure,
-        )
-        self._init_vector(
-            num_envs, max_episode_steps, autoreset_mode, reference.observation_space, reference.action_space,
-            reference.task_space, task, reference.task,
-        )
-        self.model = reference.model
-        self.frame_skip, self.dt = reference.frame_skip, reference.dt
-        self.ctrl_cost_weight, self.reset_noise_scale = float(ctrl_cost_weight), float(reset_noise_scale)
+    def _setup_family(self, reference: _HalfCheetahTaskEnv) -> None:
+        self.ctrl_cost_weight = float(reference._ctrl_cost_weight)
         self.reset_noise, self.speed_measure = reference.reset_noise, reference.speed_measure
         self._centre_of_mass_speed = reference._centre_of_mass_speed
-        self.num_threads = int(num_threads)
-        nq, nv = self.model.nq, self.model.nv
-        self._init_qpos, self._init_qvel = reference.init_qpos.copy(), reference.init_qvel.copy()
-        self._qpos = slice(1, 1 + nq)  # layout of mjSTATE_FULLPHYSICS: time, qpos, qvel, then the rest
-        self._observed_qpos = slice(2 if exclude_current_positions_from_observation else 1, 1 + nq)  # x is qpos[0]
-        self._qvel = slice(1 + nq, 1 + nq + nv)
-
-        spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
-        start = np.empty(mujoco.mj_stateSize(self.model, spec))
-        mujoco.mj_resetData(self.model, reference.data)
-        mujoco.mj_getState(self.model, reference.data, start, spec)
-        reference.close()
-        self._start_state = start  # full physics state after mj_resetData (time 0, init_qpos, init_qvel)
-        self._state = np.tile(start, (self.num_envs, 1))  # [num_envs, nstate]
-        # rollout's buffers, allocated once (skip_checks=True takes them as they are: full shapes, no tiling)
-        self._models = [self.model] * self.num_envs
-        self._trajectory = np.empty((self.num_envs, self.frame_skip, start.size))
-        self._sensordata = np.empty((self.num_envs, self.frame_skip, self.model.nsensordata))
-        self._control = np.zeros((self.num_envs, self.frame_skip, self.model.nu))  # held for frame_skip steps
-        self._datas = [mujoco.MjData(self.model) for _ in range(self.num_threads)]
-        self._rollout = rollout.Rollout(nthread=self.num_threads if self.num_threads > 1 else 0)
-
-    def close(self, **kwargs: Any) -> None:
-        """Stop the physics threads."""
-        self._rollout.close()
-        super().close(**kwargs)
+        self._observed_qpos = slice(1 if reference._exclude_current_positions_from_observation else 0, None)
 
     def _forward_rewards(self, speeds: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _reset_subenvs(self, mask: np.ndarray) -> None:
-        """Fresh start states for ``mask``, noise drawn as the single env draws it."""
-        for i in np.flatnonzero(mask):
-            qpos_noise, qvel_noise = start_noise(self.sub_env_rngs[i], self.reset_noise, self.reset_noise_scale,
-                                                 self.model.nq, self.model.nv)
-            state = self._state[i]
-            state[:] = self._start_state
-            state[self._qpos] = self._init_qpos + qpos_noise
-            state[self._qvel] = self._init_qvel + qvel_noise
+    def _start_noise(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return start_noise(rng, self.reset_noise, self.reset_noise_scale, self.model.nq, self.model.nv)
 
     def _observations(self) -> np.ndarray:
-        parts = [self._state[:, self._observed_qpos], self._state[:, self._qvel]]
+        parts = [self.qpos[:, self._observed_qpos], self.qvel]  # x is qpos[0]
         if self.single_env_class.observe_task:
             parts.append(self._tasks)
         return np.concatenate(parts, axis=1)
 
-    def _step_subenvs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        """Step every cheetah ``frame_skip`` physics steps in one ``mujoco.rollout`` call."""
-        clipped = np.clip(actions.astype(np.float64), self.single_action_space.low, self.single_action_space.high)
-        self._control[:] = clipped[:, None, :]
-        x_before = self._state[:, self._qpos.start].copy()
-        self._rollout.rollout(
-            self._models, self._datas, self._state, self._control, nstep=self.frame_skip, state=self._trajectory,
-            sensordata=self._sensordata, skip_checks=True,
-        )
-        self._state[:] = self._trajectory[:, -1]
-        speeds = (self._state[:, self._qpos.start] - x_before) / self.dt
+    def _rewards(self, qpos_before: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        speeds = (self.qpos[:, 0] - qpos_before[:, 0]) / self.dt
         rewarded_speeds = speeds
         if self._centre_of_mass_speed is not None:
-            rewarded_speeds = self._centre_of_mass_speed(self._state[:, self._qpos], self._state[:, self._qvel])
-        ctrl_cost = self.ctrl_cost_weight * np.square(clipped).sum(axis=1)
+            rewarded_speeds = self._centre_of_mass_speed(self.qpos, self.qvel)
+        ctrl_cost = self.ctrl_cost_weight * np.square(actions).sum(axis=1)
         rewards = self._forward_rewards(rewarded_speeds) - ctrl_cost
         return rewards, np.zeros(self.num_envs, dtype=np.bool_), {"x_velocity": speeds}
 

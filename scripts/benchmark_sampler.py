@@ -38,7 +38,7 @@ from meta_rl.policy import GaussianMLPPolicy, Params
 from meta_rl.runtime import keep_freed_memory
 from meta_rl.sampler import Sampler
 from meta_rl.sampler import _single_torch_thread as single_torch_thread  # the sampler's own setting
-from meta_rl_envs.half_cheetah import default_num_threads
+from meta_rl_envs.mujoco_vector import default_num_threads
 
 
 def random_actions(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
