@@ -67,6 +67,12 @@ FAMILIES: dict[str, tuple[str, str, str, int]] = {
     "meta_rl/HalfCheetahDirOracle-v0": (
         "half_cheetah", "HalfCheetahDirOracleEnv", "HalfCheetahDirOracleVectorEnv", 200
     ),
+    "meta_rl/AntVel-v0": ("ant", "AntVelEnv", "AntVelVectorEnv", 200),
+    "meta_rl/AntVelOracle-v0": ("ant", "AntVelOracleEnv", "AntVelOracleVectorEnv", 200),
+    "meta_rl/AntDir-v0": ("ant", "AntDirEnv", "AntDirVectorEnv", 200),
+    "meta_rl/AntDirOracle-v0": ("ant", "AntDirOracleEnv", "AntDirOracleVectorEnv", 200),
+    "meta_rl/AntGoal-v0": ("ant", "AntGoalEnv", "AntGoalVectorEnv", 200),
+    "meta_rl/AntGoalOracle-v0": ("ant", "AntGoalOracleEnv", "AntGoalOracleVectorEnv", 200),
 }
 
 

@@ -113,6 +113,13 @@ class _TaskSamplingMixin:
 
         The default is uniform in ``task_space``; a family with another task distribution overrides this.
         """
+        num_tasks = self._checked_num_tasks(num_tasks, rng)
+        return rng.uniform(
+            self.task_space.low, self.task_space.high, size=(num_tasks, *self.task_space.shape)
+        ).astype(np.float64)
+
+    def _checked_num_tasks(self, num_tasks: Any, rng: Any) -> int:
+        """``num_tasks`` as an int, after checking it and ``rng`` (a ``TypeError``/``ValueError`` naming them)."""
         if not isinstance(rng, np.random.Generator):
             raise TypeError(
                 f"{describe_env(self)}.sample_tasks: rng must be a numpy.random.Generator "
@@ -122,9 +129,7 @@ class _TaskSamplingMixin:
             raise ValueError(
                 f"{describe_env(self)}.sample_tasks: num_tasks must be a non-negative int, got {num_tasks!r}"
             )
-        return rng.uniform(
-            self.task_space.low, self.task_space.high, size=(int(num_tasks), *self.task_space.shape)
-        ).astype(np.float64)
+        return int(num_tasks)
 
 
 class TaskEnvMixin(_TaskSamplingMixin):

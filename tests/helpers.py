@@ -12,10 +12,12 @@ CHEETAH_PRESETS = sorted(f"cheetah-{family}-{method}{variant}" for family in ("d
                          for method in ("maml", "metasgd", "oracle", "pretrained") for variant in ("", "-paper"))
 PROMP_PRESETS = ["cheetah-dir-promp", "cheetah-dir-promp-paper", "cheetah-vel-promp", "cheetah-vel-promp-paper",
                  "navigation-promp"]
-PRESETS = sorted([*CHEETAH_PRESETS, *PROMP_PRESETS, "navigation-maml", "navigation-maml-adam", "navigation-maml-paper",
-                  "navigation-metasgd",
-           "navigation-metasgd-adam", "navigation-metasgd-paper", "navigation-oracle", "navigation-oracle-paper",
-           "navigation-pretrained", "navigation-pretrained-paper"])
+ANT_PRESETS = sorted(f"ant-{family}-{method}" for family in ("vel", "dir", "goal")
+                     for method in ("maml", "promp", "pretrained", "oracle"))
+PRESETS = sorted([*CHEETAH_PRESETS, *PROMP_PRESETS, *ANT_PRESETS,
+                  *(f"navigation-{name}" for name in ("maml", "maml-adam", "maml-paper", "metasgd", "metasgd-adam",
+                                                      "metasgd-paper", "oracle", "oracle-paper", "pretrained",
+                                                      "pretrained-paper"))])
 """Every preset that ships with the package, sorted."""
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import re
 
 import pytest
-from helpers import CHEETAH_PRESETS, PRESETS, PROMP_PRESETS
+from helpers import ANT_PRESETS, CHEETAH_PRESETS, PRESETS, PROMP_PRESETS
 
 from meta_rl.config import (
     Config,
@@ -38,6 +38,19 @@ def test_list_presets_names_and_descriptions():
     for name, description in presets.items():
         assert description, f"preset {name} has no description comment"
         assert not description.startswith("#")
+
+
+@pytest.mark.parametrize("name", ANT_PRESETS)
+def test_ant_presets_have_the_maml_papers_batch_and_the_default_estimator(name):
+    config = load_config(name)
+    family = {"vel": "Vel", "dir": "Dir", "goal": "Goal"}[name.split("-")[1]]
+    baseline = name.endswith(("oracle", "pretrained"))
+    assert config.env.id == f"meta_rl/Ant{family}{'Oracle' if name.endswith('oracle') else ''}-v0"
+    assert (config.meta_batch_size, config.episodes_per_task, config.horizon) == (40, 20, 200)
+    assert config.policy.hidden_sizes == [100, 100] and config.policy.activation == "relu"
+    assert config.inner.num_steps == (0 if baseline else 1) and config.inner.step_size == 0.1
+    assert config.inner.estimator == "lvc"
+    assert config.outer.optimizer == ("promp" if name.endswith("promp") else "trpo")
 
 
 @pytest.mark.parametrize("name", CHEETAH_PRESETS)
@@ -344,7 +357,8 @@ def test_empty_yaml_file_is_the_defaults(tmp_path):
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_to_yaml_round_trips(tmp_path, name):
-    env_kwargs = "{goal_low: -1.0}" if name.startswith("navigation") else "{frame_skip: 2, reset_noise: rllab}"
+    env_kwargs = {"navigation": "{goal_low: -1.0}", "cheetah": "{frame_skip: 2, reset_noise: rllab}",
+                  "ant": "{frame_skip: 2, healthy_reward: 0.5}"}[name.split("-")[0]]
     config = load_config(name, [
         "outer.max_kl=0.02", "policy.hidden_sizes=[32, 16]", "inner.first_order=true",
         f"env.kwargs={env_kwargs}", "seed=11", "device=cpu", "gamma=1",

@@ -67,9 +67,9 @@ def test_sample_meta_batch_has_one_support_per_inner_step_and_leaves_parameters_
 
 
 def test_train_from_python_takes_a_config_with_overrides_refuses_a_used_directory_and_resumes(tmp_path):
-    import meta_rl
     from helpers import TINY
 
+    import meta_rl
     from meta_rl.config import ConfigError
 
     config = load_config("navigation-maml", [*TINY, "iterations=2"])
