@@ -73,6 +73,12 @@ FAMILIES: dict[str, tuple[str, str, str, int]] = {
     "meta_rl/AntDirOracle-v0": ("ant", "AntDirOracleEnv", "AntDirOracleVectorEnv", 200),
     "meta_rl/AntGoal-v0": ("ant", "AntGoalEnv", "AntGoalVectorEnv", 200),
     "meta_rl/AntGoalOracle-v0": ("ant", "AntGoalOracleEnv", "AntGoalOracleVectorEnv", 200),
+    "meta_rl/Walker2dParams-v0": ("rand_params", "Walker2dParamsEnv", "Walker2dParamsVectorEnv", 200),
+    "meta_rl/Walker2dParamsOracle-v0": (
+        "rand_params", "Walker2dParamsOracleEnv", "Walker2dParamsOracleVectorEnv", 200
+    ),
+    "meta_rl/HopperParams-v0": ("rand_params", "HopperParamsEnv", "HopperParamsVectorEnv", 200),
+    "meta_rl/HopperParamsOracle-v0": ("rand_params", "HopperParamsOracleEnv", "HopperParamsOracleVectorEnv", 200),
 }
 
 

@@ -14,7 +14,9 @@ PROMP_PRESETS = ["cheetah-dir-promp", "cheetah-dir-promp-paper", "cheetah-vel-pr
                  "navigation-promp"]
 ANT_PRESETS = sorted(f"ant-{family}-{method}" for family in ("vel", "dir", "goal")
                      for method in ("maml", "promp", "pretrained", "oracle"))
-PRESETS = sorted([*CHEETAH_PRESETS, *PROMP_PRESETS, *ANT_PRESETS,
+PARAMS_PRESETS = sorted(f"{body}-params-{method}" for body in ("walker2d", "hopper")
+                        for method in ("maml", "promp", "pretrained", "oracle"))
+PRESETS = sorted([*CHEETAH_PRESETS, *PROMP_PRESETS, *ANT_PRESETS, *PARAMS_PRESETS,
                   *(f"navigation-{name}" for name in ("maml", "maml-adam", "maml-paper", "metasgd", "metasgd-adam",
                                                       "metasgd-paper", "oracle", "oracle-paper", "pretrained",
                                                       "pretrained-paper"))])
