@@ -79,6 +79,8 @@ FAMILIES: dict[str, tuple[str, str, str, int]] = {
     ),
     "meta_rl/HopperParams-v0": ("rand_params", "HopperParamsEnv", "HopperParamsVectorEnv", 200),
     "meta_rl/HopperParamsOracle-v0": ("rand_params", "HopperParamsOracleEnv", "HopperParamsOracleVectorEnv", 200),
+    "meta_rl/HumanoidDir-v0": ("humanoid", "HumanoidDirEnv", "HumanoidDirVectorEnv", 200),
+    "meta_rl/HumanoidDirOracle-v0": ("humanoid", "HumanoidDirOracleEnv", "HumanoidDirOracleVectorEnv", 200),
 }
 
 

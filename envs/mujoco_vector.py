@@ -23,7 +23,7 @@ from mujoco import rollout
 
 from meta_rl_envs.vector import NativeTaskVectorEnv
 
-__all__ = ["MujocoTaskVectorEnv", "WithoutWarmstart", "default_num_threads"]
+__all__ = ["MujocoTaskVectorEnv", "WithoutWarmstart", "default_num_threads", "uniform_start_noise"]
 
 
 def default_num_threads() -> int:
@@ -32,6 +32,11 @@ def default_num_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def uniform_start_noise(rng: np.random.Generator, scale: float, nq: int, nv: int) -> tuple[np.ndarray, np.ndarray]:
+    """The start noise of Gymnasium's walker, hopper and humanoid: uniform in +-scale on positions and velocities."""
+    return rng.uniform(low=-scale, high=scale, size=nq), rng.uniform(low=-scale, high=scale, size=nv)
 
 
 class WithoutWarmstart:

@@ -26,7 +26,7 @@ from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
 from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 
 from meta_rl_envs.base import TaskEnvMixin, describe_env, validate_tasks
-from meta_rl_envs.mujoco_vector import MujocoTaskVectorEnv, WithoutWarmstart
+from meta_rl_envs.mujoco_vector import MujocoTaskVectorEnv, WithoutWarmstart, uniform_start_noise
 
 __all__ = [
     "PARAMETER_SCALES",
@@ -175,9 +175,7 @@ class _RandParamsVectorEnv(MujocoTaskVectorEnv):
 
     def _start_noise(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Gymnasium's walker and hopper start noise: uniform in +-scale on positions and velocities."""
-        scale = self.reset_noise_scale
-        return (rng.uniform(low=-scale, high=scale, size=self.model.nq),
-                rng.uniform(low=-scale, high=scale, size=self.model.nv))
+        return uniform_start_noise(rng, self.reset_noise_scale, self.model.nq, self.model.nv)
 
     def _observations(self) -> np.ndarray:
         parts = [self.qpos[:, 1:], np.clip(self.qvel, -10.0, 10.0)]

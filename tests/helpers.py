@@ -16,7 +16,8 @@ ANT_PRESETS = sorted(f"ant-{family}-{method}" for family in ("vel", "dir", "goal
                      for method in ("maml", "promp", "pretrained", "oracle"))
 PARAMS_PRESETS = sorted(f"{body}-params-{method}" for body in ("walker2d", "hopper")
                         for method in ("maml", "promp", "pretrained", "oracle"))
-PRESETS = sorted([*CHEETAH_PRESETS, *PROMP_PRESETS, *ANT_PRESETS, *PARAMS_PRESETS,
+HUMANOID_PRESETS = [f"humanoid-dir-{method}" for method in ("maml", "oracle", "pretrained", "promp")]
+PRESETS = sorted([*CHEETAH_PRESETS, *PROMP_PRESETS, *ANT_PRESETS, *PARAMS_PRESETS, *HUMANOID_PRESETS,
                   *(f"navigation-{name}" for name in ("maml", "maml-adam", "maml-paper", "metasgd", "metasgd-adam",
                                                       "metasgd-paper", "oracle", "oracle-paper", "pretrained",
                                                       "pretrained-paper"))])

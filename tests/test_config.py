@@ -6,7 +6,7 @@ import dataclasses
 import re
 
 import pytest
-from helpers import ANT_PRESETS, CHEETAH_PRESETS, PARAMS_PRESETS, PRESETS, PROMP_PRESETS
+from helpers import ANT_PRESETS, CHEETAH_PRESETS, HUMANOID_PRESETS, PARAMS_PRESETS, PRESETS, PROMP_PRESETS
 
 from meta_rl.config import (
     Config,
@@ -40,11 +40,11 @@ def test_list_presets_names_and_descriptions():
         assert not description.startswith("#")
 
 
-@pytest.mark.parametrize("name", [*ANT_PRESETS, *PARAMS_PRESETS])
+@pytest.mark.parametrize("name", [*ANT_PRESETS, *PARAMS_PRESETS, *HUMANOID_PRESETS])
 def test_locomotion_presets_have_the_maml_papers_batch_and_the_default_estimator(name):
     config = load_config(name)
     family = {"ant-vel": "AntVel", "ant-dir": "AntDir", "ant-goal": "AntGoal", "walker2d-params": "Walker2dParams",
-              "hopper-params": "HopperParams"}[name.rsplit("-", 1)[0]]
+              "hopper-params": "HopperParams", "humanoid-dir": "HumanoidDir"}[name.rsplit("-", 1)[0]]
     baseline = name.endswith(("oracle", "pretrained"))
     assert config.env.id == f"meta_rl/{family}{'Oracle' if name.endswith('oracle') else ''}-v0"
     assert (config.meta_batch_size, config.episodes_per_task, config.horizon) == (40, 20, 200)
@@ -360,7 +360,7 @@ def test_empty_yaml_file_is_the_defaults(tmp_path):
 def test_to_yaml_round_trips(tmp_path, name):
     env_kwargs = {"navigation": "{goal_low: -1.0}", "cheetah": "{frame_skip: 2, reset_noise: rllab}",
                   "ant": "{frame_skip: 2, healthy_reward: 0.5}", "walker2d": "{frame_skip: 2}",
-                  "hopper": "{reset_noise_scale: 0.01}"}[name.split("-")[0]]
+                  "hopper": "{reset_noise_scale: 0.01}", "humanoid": "{healthy_reward: 4.0}"}[name.split("-")[0]]
     config = load_config(name, [
         "outer.max_kl=0.02", "policy.hidden_sizes=[32, 16]", "inner.first_order=true",
         f"env.kwargs={env_kwargs}", "seed=11", "device=cpu", "gamma=1",
