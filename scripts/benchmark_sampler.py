@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Env steps per second of half-cheetah sampling, four ways in one run, and their ratios.
+"""Env steps per second of a MuJoCo family's sampling, four ways in one run, and their ratios.
 
-1. raw batched physics: ``mujoco.rollout`` stepping all M*N cheetahs, ``frame_skip`` physics steps per env step,
+1. raw batched physics: ``mujoco.rollout`` stepping all M*N sub-envs (one model per task where tasks change it),
+   ``frame_skip`` physics steps per env step,
    with nothing else (no observations, rewards or policy): the ceiling;
 2. our native vector env alone (``make_task_vec``): physics plus observations and rewards;
 3. our :class:`~meta_rl.sampler.Sampler` with the policy in the loop, as training runs it;
@@ -13,10 +14,11 @@ times, interleaved (this machine's speed drifts), and their medians are shown wi
 per env step is also split into the physics, the rest of the vector env's step and everything outside the env
 (the policy call and the sampler's own work), next to one policy forward pass timed alone.
 
-    python scripts/benchmark_sampler.py                          # 40 tasks x 20 episodes x 200 steps, all cores
-    python scripts/benchmark_sampler.py --threads 1 --horizon 100
+    python scripts/benchmark_sampler.py                          # half-cheetah, 40 tasks x 20 episodes x 200 steps
+    python scripts/benchmark_sampler.py --env meta_rl/AntDir-v0 --threads 1 --horizon 100
     python scripts/benchmark_sampler.py --frame-skip 1                 # the paper's control rate (-paper presets)
-    python scripts/benchmark_sampler.py --frame-skip 1 --speed-measure centre_of_mass   # rllab's speed as well
+    python scripts/benchmark_sampler.py --frame-skip 1 --env-kwarg speed_measure=centre_of_mass   # rllab's speed
+    python scripts/benchmark_sampler.py --env all                      # every MuJoCo family, one after another
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import gymnasium
 import mujoco
 import numpy as np
 import torch
+import yaml
 from mujoco import rollout
 
 from meta_rl.policy import GaussianMLPPolicy, Params
@@ -41,11 +44,6 @@ from meta_rl.sampler import _single_torch_thread as single_torch_thread  # the s
 from meta_rl_envs.mujoco_vector import default_num_threads
 
 
-def random_actions(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Clipped standard normal actions, like those of an untrained unit-std policy."""
-    return np.clip(rng.standard_normal(shape), -1.0, 1.0)
-
-
 def raw_physics(env: gymnasium.vector.VectorEnv, seed: int, actions: np.ndarray, threads: int) -> float:
     """Steps/s of bare ``mujoco.rollout`` replaying ``actions`` ``[T, num_envs, A]`` from the states
     ``env.reset(seed=seed)`` gives: ``T`` calls of ``frame_skip`` physics steps each, controls ready beforehand."""
@@ -53,11 +51,12 @@ def raw_physics(env: gymnasium.vector.VectorEnv, seed: int, actions: np.ndarray,
     native.reset(seed=seed)
     model, frame_skip, num_envs = native.model, native.frame_skip, native.num_envs
     state = native._state.copy()  # [num_envs, nstate] full physics states after the reset
-    models = [model] * num_envs
+    models = list(native._models)  # one per sub-env: the tasks' own where tasks change the model
     datas = [mujoco.MjData(model) for _ in range(threads)]
     trajectory = np.empty((num_envs, frame_skip, state.shape[1]))
     sensordata = np.empty((num_envs, frame_skip, model.nsensordata))
-    controls = np.clip(actions, -1.0, 1.0)[:, :, None, :].repeat(frame_skip, axis=2)
+    low, high = native.single_action_space.low, native.single_action_space.high
+    controls = np.clip(actions, low, high)[:, :, None, :].repeat(frame_skip, axis=2)
     with rollout.Rollout(nthread=threads if threads > 1 else 0) as runner:
         start = time.perf_counter()
         for control in controls:
@@ -80,9 +79,10 @@ class StepTimer:
     """Wraps a callable and adds the seconds spent in it to ``seconds`` (for splitting the sampler's time)."""
 
     def __init__(self, fn: Callable[..., Any]) -> None:
-        self.fn, self.seconds = fn, 0.0
+        self.fn, self.seconds, self.calls = fn, 0.0, 0
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
         start = time.perf_counter()
         try:
             return self.fn(*args, **kwargs)
@@ -115,10 +115,11 @@ def make_sampler(env_id: str, env_kwargs: dict, tasks: int, episodes: int, horiz
 
 def timed_collect(ours: Sampler, params: Params, task_batch: np.ndarray
                   ) -> tuple[float, dict[str, float], int, np.ndarray, torch.Tensor]:
-    """Steps/s of one :meth:`Sampler.collect` (policy in the loop); the seconds per env step spent in the physics
-    (``mujoco.rollout``), in the rest of the vector env's step (observations, rewards, bookkeeping) and outside
-    the env (the policy call and the sampler's own work); the reset seed collect used and the actions it took
-    ``[T, M*N, A]``, for replaying the same work; and the first step's observations ``[M, N, obs]``."""
+    """Env steps/s of one :meth:`Sampler.collect` (policy in the loop; every sub-env's step counts, also after its
+    episode ended, since the physics steps it: the work the raw physics replays); the seconds per env step in the
+    physics (``mujoco.rollout``), in the rest of the vector env's step (observations, rewards, bookkeeping) and
+    outside the env (the policy call and the sampler's own work); the reset seed collect used and the actions it
+    took ``[T, M*N, A]``, for replaying the same work; and the first step's observations ``[M, N, obs]``."""
     envs = ours.envs.unwrapped
     step, physics = StepTimer(envs.step), StepTimer(envs._rollout.rollout)
     envs.step, envs._rollout.rollout = step, physics  # instance attributes shadow the methods while timing
@@ -128,41 +129,26 @@ def timed_collect(ours: Sampler, params: Params, task_batch: np.ndarray
         seconds = time.perf_counter() - start
     finally:
         del envs.step, envs._rollout.rollout
-    horizon = batch.actions.shape[0]
-    split = {"physics": physics.seconds / horizon, "env": (step.seconds - physics.seconds) / horizon,
-             "policy": (seconds - step.seconds) / horizon}
+    stepped = step.calls  # env steps the collect took (it stops early once every episode has ended)
+    split = {"physics": physics.seconds / stepped, "env": (step.seconds - physics.seconds) / stepped,
+             "policy": (seconds - step.seconds) / stepped}
     seed = int(np.random.default_rng(1).integers(2**31 - 1))  # the reset seed collect draws from this rng
-    actions = batch.actions.reshape(horizon, -1, batch.actions.shape[-1]).numpy().astype(np.float64)
-    return batch.num_steps / seconds, split, seed, actions, batch.observations[0]
+    actions = batch.actions[:stepped].reshape(stepped, -1, batch.actions.shape[-1]).numpy().astype(np.float64)
+    return envs.num_envs * stepped / seconds, split, seed, actions, batch.observations[0]
 
 
-def main() -> None:
-    keep_freed_memory()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="meta_rl/HalfCheetahVel-v0")
-    parser.add_argument("--tasks", type=int, default=40)
-    parser.add_argument("--episodes", type=int, default=20)
-    parser.add_argument("--horizon", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=0, help="physics threads; 0: every core")
-    parser.add_argument("--frame-skip", type=int, default=5, help="physics steps per env step (the paper's: 1)")
-    parser.add_argument("--speed-measure", default="torso", choices=["torso", "centre_of_mass"],
-                        help="speed in the reward (env kwarg speed_measure; centre_of_mass: rllab's, in numpy)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timed repeats of the sampler, raw physics and vector env, interleaved; medians shown")
-    parser.add_argument("--sync-envs", type=int, default=40, help="sub-envs of the SyncVectorEnv reference")
-    args = parser.parse_args()
-    if args.repeats < 1:
-        parser.error(f"--repeats must be at least 1, got {args.repeats}")
-    threads = args.threads or default_num_threads()
-    env_kwargs = {"frame_skip": args.frame_skip, "speed_measure": args.speed_measure}
+MUJOCO_FAMILIES = ["meta_rl/HalfCheetahVel-v0", "meta_rl/AntVel-v0", "meta_rl/AntGoal-v0", "meta_rl/HumanoidDir-v0",
+                   "meta_rl/Walker2dParams-v0", "meta_rl/HopperParams-v0"]
+"""What ``--env all`` measures: one of each family's kinds of model (the oracle and direction variants step alike)."""
+
+
+def benchmark(env_id: str, env_kwargs: dict[str, Any], args: argparse.Namespace, threads: int) -> float:
+    """Measure and print one family; returns the sampler's median share of raw physics."""
     num_envs = args.tasks * args.episodes
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-          f"{torch.__version__} ({torch.get_num_threads()} threads), mujoco {mujoco.__version__}")
-    print(f"{args.env}: {args.tasks} tasks x {args.episodes} episodes = {num_envs} envs x {args.horizon} steps, "
-          f"{threads} physics threads, frame_skip {args.frame_skip}, speed measure {args.speed_measure}\n")
-
+    print(f"{env_id}: {args.tasks} tasks x {args.episodes} episodes = {num_envs} envs x {args.horizon} steps, "
+          f"{threads} physics threads, env kwargs {env_kwargs or 'the family defaults'}\n")
     collector, params, task_batch = make_sampler(
-        args.env, env_kwargs, args.tasks, args.episodes, args.horizon, threads, [100, 100]
+        env_id, env_kwargs, args.tasks, args.episodes, args.horizon, threads, [100, 100]
     )
     runs: dict[str, list[float]] = {"raw": [], "env": [], "ours": []}
     splits = []
@@ -177,9 +163,12 @@ def main() -> None:
     forward_alone = policy_alone(collector, params, observations)
     collector.close()
     sync = gymnasium.vector.SyncVectorEnv(
-        [lambda: gymnasium.make(args.env, max_episode_steps=args.horizon, **env_kwargs)] * args.sync_envs
+        [lambda: gymnasium.make(env_id, max_episode_steps=args.horizon, **env_kwargs)] * args.sync_envs
     )
+    for sub_env, task in zip(sync.envs, task_batch, strict=False):  # the tasks' own models where they change it
+        sub_env.unwrapped.set_task(task)
     sync_steps = vector_env(sync, 0, actions[: min(args.horizon, 100), : args.sync_envs])
+    sync.close()
 
     raw, ours_env, ours = (float(np.median(runs[key])) for key in ("raw", "env", "ours"))
     ratios = np.array(runs["ours"]) / np.array(runs["raw"])
@@ -199,7 +188,43 @@ def main() -> None:
           f"vector env's step {split['env']:.2f}, policy and sampler outside the env {split['policy']:.2f} (one policy "
           f"forward alone, back to back: {forward_alone * 1e3:.2f})")
     print(f"sampler / raw physics: {np.median(ratios):.1%} (repeats {min(ratios):.1%} to {max(ratios):.1%}; "
-          f"target >= 80%); sampler / SyncVectorEnv: {ours / sync_steps:.1f}x")
+          f"target >= 85%); sampler / SyncVectorEnv: {ours / sync_steps:.1f}x\n")
+    return float(np.median(ratios))
+
+
+def main() -> None:
+    keep_freed_memory()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="meta_rl/HalfCheetahVel-v0",
+                        help="a MuJoCo family's id, or all (one of each kind of family)")
+    parser.add_argument("--tasks", type=int, default=40)
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--horizon", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=0, help="physics threads; 0: every core")
+    parser.add_argument("--frame-skip", type=int, help="physics steps per env step (default: the family's)")
+    parser.add_argument("--env-kwarg", action="append", default=[], metavar="NAME=VALUE",
+                        help="an env keyword, the value as YAML (e.g. speed_measure=centre_of_mass); repeatable")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed repeats of the sampler, raw physics and vector env, interleaved; medians shown")
+    parser.add_argument("--sync-envs", type=int, default=40, help="sub-envs of the SyncVectorEnv reference")
+    args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    threads = args.threads or default_num_threads()
+    env_kwargs: dict[str, Any] = {}
+    for item in args.env_kwarg:
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            parser.error(f"--env-kwarg {item!r} must look like NAME=VALUE")
+        env_kwargs[name] = yaml.safe_load(value)
+    if args.frame_skip is not None:
+        env_kwargs["frame_skip"] = args.frame_skip
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+          f"{torch.__version__} ({torch.get_num_threads()} threads), mujoco {mujoco.__version__}\n")
+    shares = {env_id: benchmark(env_id, env_kwargs, args, threads)
+              for env_id in (MUJOCO_FAMILIES if args.env == "all" else [args.env])}
+    if len(shares) > 1:
+        print("sampler / raw physics: " + ", ".join(f"{env_id} {share:.1%}" for env_id, share in shares.items()))
 
 
 if __name__ == "__main__":

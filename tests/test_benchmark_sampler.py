@@ -56,3 +56,23 @@ def test_no_repeats_is_a_clear_error() -> None:
     result = subprocess.run([sys.executable, str(SCRIPT), *TINY, "--repeats", "0"], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 2 and "--repeats must be at least 1, got 0" in result.stderr
+
+
+def test_every_mujoco_family_is_measured_with_terminations_counted_as_stepped() -> None:
+    result = subprocess.run([sys.executable, str(SCRIPT), *TINY, "--repeats", "1", "--env", "all"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout.strip().splitlines()[-1]
+    for env_id in ("HalfCheetahVel", "AntVel", "AntGoal", "HumanoidDir", "Walker2dParams", "HopperParams"):
+        assert f"meta_rl/{env_id}-v0 " in summary, summary
+
+
+def test_env_kwargs_reach_the_family_and_a_bad_one_is_a_clear_error() -> None:
+    result = subprocess.run([sys.executable, str(SCRIPT), *TINY, "--repeats", "1", "--env", "meta_rl/AntDir-v0",
+                             "--env-kwarg", "healthy_z_range=[0.35, 0.85]"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "env kwargs {'healthy_z_range': [0.35, 0.85]}" in result.stdout
+    result = subprocess.run([sys.executable, str(SCRIPT), *TINY, "--env-kwarg", "healthy"], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 2 and "must look like NAME=VALUE" in result.stderr
