@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -119,6 +119,7 @@ class InterruptCallback(Callback):
     def __init__(self) -> None:
         self.count = 0
         self.previous: Any = None
+        self.installed = False
 
     def _handler(self, signum: int, frame: Any) -> None:
         self.count += 1
@@ -130,15 +131,16 @@ class InterruptCallback(Callback):
     def on_train_start(self, trainer: Trainer) -> None:
         self.count = 0
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handler)
+            self.previous = signal.signal(signal.SIGINT, self._handler)  # None: a handler installed from C
+            self.installed = True
 
     def on_iteration_end(self, trainer: Trainer, stats: dict[str, float]) -> bool | None:
         return False if self.count else None
 
     def on_train_end(self, trainer: Trainer) -> None:
-        if self.previous is not None:
+        if self.installed:
             signal.signal(signal.SIGINT, self.previous)
-            self.previous = None
+            self.installed, self.previous = False, None
 
 
 class ProgressBarCallback(Callback):
@@ -169,16 +171,29 @@ class ProgressBarCallback(Callback):
 
 
 def default_callbacks(trainer: Trainer, progress: bool) -> list[Callback]:
-    """The built-in callbacks for ``trainer``'s config, in the order they run: evaluation first (it adds to the
-    statistics the others record), then TensorBoard, checkpoints, Ctrl-C and the progress bar."""
+    """The built-in callbacks for ``trainer``'s config, in the order they run: checkpoints, the held-out evaluation
+    (it adds to the statistics the next ones record), TensorBoard, Ctrl-C and the progress bar."""
     config = trainer.config
-    callbacks: list[Callback] = []
+    callbacks: list[Callback] = [CheckpointCallback()]  # first: nothing after it can lose a due checkpoint
     if config.eval_every:
         callbacks.append(EvaluationCallback(config.eval_every, config.eval_tasks, config.eval_grad_steps))
-    callbacks += [TensorBoardCallback(), CheckpointCallback(), InterruptCallback()]
+    callbacks += [TensorBoardCallback(), InterruptCallback()]
     if progress:
         callbacks.append(ProgressBarCallback())
     return callbacks
+
+
+def end_callbacks(callbacks: Iterable[Callback], trainer: Trainer) -> None:
+    """Every callback's ``on_train_end``, even when one raises (the first error is raised after all have run), so
+    the SIGINT handler, the event file and the progress bar are always released."""
+    errors: list[BaseException] = []
+    for callback in callbacks:
+        try:
+            callback.on_train_end(trainer)
+        except BaseException as error:  # re-raised below, once every callback has ended
+            errors.append(error)
+    if errors:
+        raise errors[0]
 
 
 def run_callbacks(callbacks: Sequence[Callback], trainer: Trainer, stats: dict[str, float]) -> bool:

@@ -17,7 +17,7 @@ import torch
 
 from meta_rl.adaptation import step_size_shapes
 from meta_rl.api import MetaPolicy
-from meta_rl.callbacks import Callback, default_callbacks, run_callbacks
+from meta_rl.callbacks import Callback, default_callbacks, end_callbacks, run_callbacks
 from meta_rl.checkpoint import (
     CHECKPOINT_NAME,
     CheckpointError,
@@ -253,20 +253,20 @@ class Trainer:
                 if not run_callbacks(everyone, self, stats):
                     if self._saved_iteration != self.iteration:
                         self.save()
-                    print(f"Stopped: checkpoint saved at iteration {self.iteration} to {self.checkpoint_path}; "
-                          "continue with --resume.", file=sys.stderr)
+                    if self.iteration < config.iterations:
+                        print(f"Stopped: checkpoint saved at iteration {self.iteration} to {self.checkpoint_path}; "
+                              "continue with --resume.", file=sys.stderr)
                     break
         finally:
-            for callback in reversed(started):
-                callback.on_train_end(self)
+            end_callbacks(reversed(started), self)
         return self.history
 
     def meta_policy(self) -> MetaPolicy:
-        """The current meta-parameters (and Meta-SGD step sizes) as a :class:`~meta_rl.api.MetaPolicy`, to adapt
-        and evaluate as a loaded checkpoint would be."""
+        """A copy of the current meta-parameters (and Meta-SGD step sizes) as a :class:`~meta_rl.api.MetaPolicy`, to
+        adapt and evaluate as a loaded checkpoint would be (later training does not change it)."""
         step_sizes = self.learner.step_sizes
-        return MetaPolicy(self.config, {k: v.detach().cpu() for k, v in self.learner.params.items()},
-                          None if step_sizes is None else {k: v.detach().cpu() for k, v in step_sizes.items()},
+        return MetaPolicy(self.config, {k: v.detach().cpu().clone() for k, v in self.learner.params.items()},
+                          None if step_sizes is None else {k: v.detach().cpu().clone() for k, v in step_sizes.items()},
                           self.iteration, str(self.checkpoint_path))
 
     def close(self) -> None:
@@ -286,7 +286,11 @@ def make_trainer(source: str | Path | Config, run_dir: str | Path | None = None,
     """A trainer for a preset name, a YAML file or a :class:`Config`, with ``key=value`` overrides; with ``resume``,
     the run in ``run_dir`` (or ``source`` as a run directory) continued from its checkpoint. A new run refuses a
     directory that already holds a checkpoint."""
+    if isinstance(overrides, str):
+        raise ConfigError(f"overrides must be a list of key=value strings, e.g. [{overrides!r}], not one string")
     if resume:
+        if isinstance(source, Config) and run_dir is None:
+            raise ConfigError("resume=True continues a run directory: pass run_dir (or the directory as the source)")
         raw: dict = {}
         for override in overrides:
             apply_override(raw, override)

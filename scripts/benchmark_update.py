@@ -7,7 +7,7 @@ and one query batch with the preset's sizes, then times on the same episodes and
 - ``ours``: :meth:`MetaLearner.update` with the preset's settings (exact analytic Fisher-vector products);
 - variants: the other exact products (``outer.fvp=gauss_newton``: J^T D J by autograd; ``kl_hessian``: double
   backward through the KL gradient) and ``outer.fvp_subsample=0.25`` (of the tasks, and of every task's episodes);
-- ``reference``: :func:`meta_rl.reference.per_task_trpo_update` (loop over tasks, double backward per product);
+- ``reference``: ``per_task_trpo_update`` of ``tests/reference.py`` (loop over tasks, double backward per product);
 - the inner estimators and ProMP: the preset's update with ``inner.estimator`` maml, lvc and dice, and ProMP's
   (``outer.optimizer=promp`` with lvc), timed in interleaved rounds, as medians and ratios to maml's.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from helpers import TINY
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -118,3 +119,39 @@ def test_periodic_evaluation_is_the_held_out_adaptation_of_that_iteration_and_ch
 def test_evaluation_callback_refuses_bad_settings():
     with pytest.raises(ValueError, match="every"):
         EvaluationCallback(every=0)
+
+
+class FailsAtEnd(Callback):
+    def on_train_end(self, trainer):
+        raise RuntimeError("end failed")
+
+
+def test_the_sigint_handler_is_restored_when_a_callbacks_train_end_raises(tmp_path):
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    trainer = make_trainer(tmp_path)
+    try:
+        with pytest.raises(RuntimeError, match="end failed"):
+            trainer.train(progress=False, callbacks=[FailsAtEnd()])
+    finally:
+        trainer.close()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_meta_policy_is_a_snapshot_that_later_training_leaves_alone(tmp_path):
+    class Snapshot(Callback):
+        def on_iteration_end(self, trainer, stats):
+            if trainer.iteration == 1:
+                self.meta = trainer.meta_policy()
+                self.params = {k: v.clone() for k, v in self.meta.params.items()}
+
+    trainer, snapshot = make_trainer(tmp_path), Snapshot()
+    try:
+        trainer.train(progress=False, callbacks=[snapshot])
+    finally:
+        trainer.close()
+    assert snapshot.meta.iteration == 1
+    for name, value in snapshot.params.items():
+        assert torch.equal(snapshot.meta.params[name], value), name
+    assert not torch.equal(snapshot.meta.params["log_std"], trainer.learner.params["log_std"].detach().float())

@@ -77,6 +77,10 @@ def test_train_from_python_takes_a_config_with_overrides_refuses_a_used_director
     assert meta.iteration == 2 and meta.config.seed == 3
     with pytest.raises(ConfigError, match="already holds a checkpoint"):
         meta_rl.train(config, tmp_path / "run", progress=False)
+    with pytest.raises(ConfigError, match="resume=True continues a run directory: pass run_dir"):
+        meta_rl.train(config, resume=True, progress=False)
+    with pytest.raises(ConfigError, match=r"overrides must be a list of key=value strings, e.g. \['iterations=3'\]"):
+        meta_rl.train(config, tmp_path / "other", overrides="iterations=3", progress=False)
     resumed = meta_rl.train(tmp_path / "run", overrides=["iterations=3"], resume=True, progress=False)
     straight = meta_rl.train(config, tmp_path / "straight", overrides=["seed=3", "iterations=3"], progress=False)
     for name, value in straight.params.items():
