@@ -30,7 +30,7 @@ from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
 from meta_rl_envs.base import TaskEnvMixin, describe_env, validate_tasks
 from meta_rl_envs.mujoco_vector import MujocoTaskVectorEnv, WithoutWarmstart
-from meta_rl_envs.vector import check_bool, check_positive_int
+from meta_rl_envs.vector import check_bool, check_nonnegative, check_positive_int, check_range
 
 __all__ = [
     "AntDirEnv",
@@ -94,9 +94,10 @@ class _AntTaskEnv(WithoutWarmstart, AntEnv, TaskEnvMixin):
         check_positive_int(frame_skip, "frame_skip", who)
         for name in ("terminate_when_unhealthy", "exclude_current_positions_from_observation"):
             check_bool(settings[name], name, who)
-        z_range = tuple(float(z) for z in healthy_z_range)
-        if len(z_range) != 2 or not z_range[0] < z_range[1]:
-            raise ValueError(f"{who}: healthy_z_range must be (low, high) with low < high, got {healthy_z_range!r}")
+        for name in ("ctrl_cost_weight", "healthy_reward"):
+            check_nonnegative(settings[name], name, who)
+        check_nonnegative(reset_noise_scale, "reset_noise_scale", who)
+        z_range = check_range(healthy_z_range, "healthy_z_range", who)
         self.task_space = spaces.Box(self.task_low, self.task_high, dtype=np.float64)
         self._task = np.array(self.default_task, dtype=np.float64)
         super().__init__(frame_skip=frame_skip, ctrl_cost_weight=settings["ctrl_cost_weight"], contact_cost_weight=0.0,
@@ -136,6 +137,9 @@ class _AntTaskEnv(WithoutWarmstart, AntEnv, TaskEnvMixin):
     def _get_obs(self) -> np.ndarray:
         observation = super()._get_obs()
         return np.concatenate([observation, self._task]) if self.observe_task else observation
+
+    def _get_reset_info(self) -> dict[str, Any]:
+        return {**super()._get_reset_info(), "task": self._task.copy()}
 
 
 class _Forward:

@@ -3,8 +3,11 @@
 A task is a vector ``u`` with one number in [-3, 3] per scaled element of the model: every body's mass and its
 three principal inertias are multiplied by ``1.5^u``, every joint's damping by ``1.3^u`` and every geom's three
 friction coefficients by ``1.5^u`` (task ``0`` is Gymnasium's model). After scaling, MuJoCo's derived constants
-are recomputed (``mj_setConst``), so the simulator sees a consistent model. Tasks change the *model*: the native
-vector env steps one model per sub-env in the same ``mujoco.rollout`` call (models of the same size).
+and the model statistics the solver scales by are recomputed (``mj_setConst``, ``stat.meaninertia``). The three
+inertias are scaled independently, as ProMP's and PEARL's envs did, so a body's inertia need not satisfy the triangle
+inequality that MuJoCo's compiler would demand of it; the simulator steps it all the same. Tasks change the
+*model*: the native vector env steps one model per sub-env in the same ``mujoco.rollout`` call (models of the same
+size).
 
 Otherwise the families are Gymnasium's ``Walker2d-v5`` and ``Hopper-v5``: the observation is the joint positions
 without x, then the joint velocities clipped to [-10, 10]; the reward is the torso's forward speed (its x
@@ -27,6 +30,7 @@ from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 
 from meta_rl_envs.base import TaskEnvMixin, describe_env, validate_tasks
 from meta_rl_envs.mujoco_vector import MujocoTaskVectorEnv, WithoutWarmstart, uniform_start_noise
+from meta_rl_envs.vector import check_nonnegative, check_positive_int
 
 __all__ = [
     "PARAMETER_SCALES",
@@ -62,6 +66,8 @@ def scale_model(model: mujoco.MjModel, base: dict[str, np.ndarray], task: np.nda
         getattr(model, name)[:] = values * scale**exponents
         offset += values.size
     mujoco.mj_setConst(model, mujoco.MjData(model))
+    model.stat.meaninertia = model.dof_M0.mean()  # as the compiler sets it (mj_setConst leaves the statistics)
+    model.stat.meanmass = model.body_mass[1:].mean()
 
 
 class _RandParamsTaskEnv(WithoutWarmstart, TaskEnvMixin):
@@ -72,6 +78,8 @@ class _RandParamsTaskEnv(WithoutWarmstart, TaskEnvMixin):
 
     def __init__(self, task: Any = None, frame_skip: int = 4, reset_noise_scale: float = 5e-3,
                  render_mode: str | None = None) -> None:
+        check_positive_int(frame_skip, "frame_skip", type(self).__name__)
+        check_nonnegative(reset_noise_scale, "reset_noise_scale", type(self).__name__)
         self.gymnasium_class.__init__(self, frame_skip=frame_skip, reset_noise_scale=reset_noise_scale,
                                       render_mode=render_mode)
         self._base_parameters = {name: np.array(getattr(self.model, name)) for name in PARAMETER_SCALES}
@@ -100,6 +108,9 @@ class _RandParamsTaskEnv(WithoutWarmstart, TaskEnvMixin):
         """One env step (``frame_skip`` physics steps); the info also holds the task."""
         observation, reward, terminated, truncated, info = self.gymnasium_class.step(self, action)
         return observation, reward, terminated, truncated, {**info, "task": self._task.copy()}
+
+    def _get_reset_info(self) -> dict[str, Any]:
+        return {**self.gymnasium_class._get_reset_info(self), "task": self._task.copy()}
 
 
 class Walker2dParamsEnv(_RandParamsTaskEnv, Walker2dEnv):

@@ -83,6 +83,25 @@ def check_no_unused_kwargs(unused: dict[str, Any], env_class: type) -> None:
                         f"{', '.join(allowed)}")
 
 
+def check_nonnegative(value: Any, name: str, who: str) -> float:
+    """``value`` as a float if it is a finite number >= 0, else a ``ValueError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) \
+            or not np.isfinite(value) or value < 0:
+        raise ValueError(f"{who}: {name} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def check_range(value: Any, name: str, who: str) -> tuple[float, float]:
+    """``value`` as ``(low, high)`` if it is two numbers with ``low < high``, else a ``ValueError`` naming it."""
+    try:
+        low, high = (float(bound) for bound in value)
+    except (TypeError, ValueError):
+        low = high = float("nan")
+    if not low < high:
+        raise ValueError(f"{who}: {name} must be (low, high) with low < high, got {value!r}")
+    return low, high
+
+
 def check_choice(value: Any, name: str, allowed: tuple[str, ...], who: str) -> str:
     """``value`` if it is one of the strings ``allowed``, else a ``ValueError`` naming it and them."""
     if not isinstance(value, str) or value not in allowed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import gymnasium
@@ -191,3 +192,26 @@ def test_bad_tasks_and_keywords_are_named_with_what_is_allowed() -> None:
     with pytest.raises(TypeError, match=r"AntVelVectorEnv: unexpected keyword argument\(s\) \['frameskip'\]; "
                                         r"allowed: num_envs, max_episode_steps, .*frame_skip, .*render_mode$"):
         make_task_vec(VEL_ID, 2, frameskip=1, num_threads=1)
+
+
+@pytest.mark.parametrize("env_id", ["meta_rl/AntVel-v0", "meta_rl/HumanoidDir-v0", "meta_rl/Walker2dParams-v0",
+                                    "meta_rl/HopperParams-v0"])
+@pytest.mark.parametrize(("keyword", "value", "message"), [
+    ("frame_skip", 0, "frame_skip must be a positive int, got 0"),
+    ("frame_skip", 2.5, "frame_skip must be a positive int, got 2.5"),
+    ("reset_noise_scale", -1.0, "reset_noise_scale must be a number >= 0, got -1.0"),
+])
+def test_every_locomotion_family_refuses_bad_physics_keywords(env_id: str, keyword: str, value, message: str) -> None:
+    for make in (lambda: gymnasium.make(env_id, **{keyword: value}),
+                 lambda: make_task_vec(env_id, 2, num_threads=1, **{keyword: value})):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            make()
+
+
+@pytest.mark.parametrize("env_id", ["meta_rl/AntDir-v0", "meta_rl/HumanoidDir-v0"])
+def test_healthy_range_and_flags_are_checked(env_id: str) -> None:
+    for bad in ((2.0, 1.0), (1.0,), 1.0):
+        with pytest.raises(ValueError, match=r"healthy_z_range must be \(low, high\) with low < high"):
+            gymnasium.make(env_id, healthy_z_range=bad)
+    with pytest.raises(ValueError, match=r"terminate_when_unhealthy must be true or false, got 'false'"):
+        gymnasium.make(env_id, terminate_when_unhealthy="false")

@@ -53,9 +53,12 @@ def test_a_task_scales_the_model_as_documented() -> None:
     assert offset == task.size
     total = env.model.body_mass.sum()
     np.testing.assert_allclose(env.model.body_subtreemass[0], total, rtol=1e-12)  # derived constants recomputed
+    assert env.model.stat.meaninertia == pytest.approx(env.model.dof_M0.mean(), rel=1e-12)  # the solver's scale
     env.set_task(np.zeros(task.size))
     for name in PARAMETER_SCALES:
         np.testing.assert_allclose(getattr(env.model, name), base[name], rtol=1e-13)
+    assert env.model.stat.meaninertia == pytest.approx(gymnasium.make("Walker2d-v5").unwrapped.model.stat.meaninertia,
+                                                       rel=1e-12)
 
 
 @pytest.mark.parametrize("env_id", ALL_IDS)
