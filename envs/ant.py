@@ -28,7 +28,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
-from meta_rl_envs.base import TaskEnvMixin, describe_env, validate_tasks
+from meta_rl_envs.base import DirectionTasks, TaskEnvMixin, describe_env, validate_tasks
 from meta_rl_envs.mujoco_vector import MujocoTaskVectorEnv, WithoutWarmstart
 from meta_rl_envs.vector import check_bool, check_nonnegative, check_positive_int, check_range
 
@@ -160,19 +160,7 @@ class AntVelEnv(_Forward, _AntTaskEnv):
         return -abs(xy_velocity[0] - self._task[0])
 
 
-def _directions(uniform: np.ndarray) -> np.ndarray:
-    """Directions from tasks drawn uniformly in [-1, 1]: -1 below 0, else +1 (each with probability 1/2)."""
-    return np.where(uniform < 0.0, -1.0, 1.0)
-
-
-def _check_directions(tasks: np.ndarray, where: str) -> np.ndarray:
-    bad = ~np.isin(tasks, (-1.0, 1.0))
-    if bad.any():
-        raise ValueError(f"{where}: direction {float(tasks[bad][0])!r} is not allowed; allowed: -1.0 or 1.0")
-    return tasks
-
-
-class AntDirEnv(_Forward, _AntTaskEnv):
+class AntDirEnv(DirectionTasks, _Forward, _AntTaskEnv):
     """Run forward (task +1, the default) or backward (-1), each with probability 1/2."""
 
     task_low, task_high, default_task = np.array([-1.0]), np.array([1.0]), (1.0,)
@@ -180,14 +168,6 @@ class AntDirEnv(_Forward, _AntTaskEnv):
     def _forward_reward(self, xy_velocity: np.ndarray, xy: np.ndarray) -> float:
         return self._task[0] * xy_velocity[0]
 
-    def set_task(self, task: Any) -> None:
-        """Set the direction, -1 or +1."""
-        where = f"{describe_env(self)}.set_task"
-        self._task = _check_directions(validate_tasks(task, self.task_space, where), where)
-
-    def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
-        """Draw ``num_tasks`` directions, -1 or +1 with equal probability, shape ``[num_tasks, 1]``."""
-        return _directions(super().sample_tasks(num_tasks, rng))
 
 
 def _disc_goals(num_tasks: int, rng: np.random.Generator) -> np.ndarray:
@@ -291,7 +271,7 @@ class AntVelVectorEnv(_AntTaskVectorEnv):
         return -np.abs(xy_velocity[:, 0] - self._tasks[:, 0])
 
 
-class AntDirVectorEnv(_AntTaskVectorEnv):
+class AntDirVectorEnv(DirectionTasks, _AntTaskVectorEnv):
     """Native vector :class:`AntDirEnv`."""
 
     single_env_class = AntDirEnv
@@ -299,13 +279,6 @@ class AntDirVectorEnv(_AntTaskVectorEnv):
     def _forward_rewards(self, xy_velocity: np.ndarray, xy: np.ndarray) -> np.ndarray:
         return self._tasks[:, 0] * xy_velocity[:, 0]
 
-    def set_tasks(self, tasks: Any) -> None:
-        """Set one direction (-1 or +1) per sub-env, shape ``[num_envs, 1]``."""
-        self._tasks = _check_directions(self._validate_vector_tasks(tasks), f"{describe_env(self)}.set_tasks")
-
-    def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
-        """Draw directions, -1 or +1 with equal probability (as :meth:`AntDirEnv.sample_tasks`)."""
-        return _directions(super().sample_tasks(num_tasks, rng))
 
 
 class AntGoalVectorEnv(_AntTaskVectorEnv):

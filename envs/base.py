@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
-__all__ = ["TaskEnvMixin", "VectorTaskEnvMixin", "describe_env", "validate_tasks"]
+__all__ = ["DirectionTasks", "TaskEnvMixin", "VectorTaskEnvMixin", "describe_env", "validate_tasks"]
 
 
 def _format_bounds(task_space: spaces.Box) -> str:
@@ -176,3 +176,34 @@ class VectorTaskEnvMixin(_TaskSamplingMixin):
     def tasks(self) -> np.ndarray:
         """A copy of the current tasks, float64, shape ``[num_envs, *task_space.shape]``."""
         return self._tasks.copy()
+
+
+class DirectionTasks:
+    """Tasks that are a direction along one axis, -1 (backward) or +1 (forward), each with probability 1/2; for a
+    single env (``set_task``) and a vector env (``set_tasks``) alike. List it before the family's env class."""
+
+    task_space: spaces.Box
+    num_envs: int
+
+    def set_task(self, task: Sequence[float] | np.ndarray) -> None:
+        """Set the direction, -1 or +1."""
+        where = f"{describe_env(self)}.set_task"
+        self._task = _check_directions(validate_tasks(task, self.task_space, where), where)
+
+    def set_tasks(self, tasks: Any) -> None:
+        """Set one direction (-1 or +1) per sub-env, shape ``[num_envs, 1]``."""
+        where = f"{describe_env(self)}.set_tasks"
+        self._tasks = _check_directions(validate_tasks(tasks, self.task_space, where, num_tasks=self.num_envs), where)
+
+    def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``num_tasks`` directions, -1 or +1 with equal probability, shape ``[num_tasks, 1]``."""
+        uniform = super().sample_tasks(num_tasks, rng)  # type: ignore[misc]  (uniform in [-1, 1]; checks the args)
+        return np.where(uniform < 0.0, -1.0, 1.0)
+
+
+def _check_directions(tasks: np.ndarray, where: str) -> np.ndarray:
+    """Directions must be exactly -1 or +1."""
+    bad = ~np.isin(tasks, (-1.0, 1.0))
+    if bad.any():
+        raise ValueError(f"{where}: direction {float(tasks[bad][0])!r} is not allowed; allowed: -1.0 or 1.0")
+    return tasks

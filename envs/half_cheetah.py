@@ -44,7 +44,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 
-from meta_rl_envs.base import TaskEnvMixin, describe_env, validate_tasks
+from meta_rl_envs.base import DirectionTasks, TaskEnvMixin
 from meta_rl_envs.mujoco_vector import MujocoTaskVectorEnv, WithoutWarmstart
 from meta_rl_envs.vector import check_bool, check_choice, check_positive_int
 
@@ -333,20 +333,7 @@ class HalfCheetahVelEnv(_HalfCheetahTaskEnv):
         return velocity_reward(speed, self._task[0])
 
 
-def _directions(uniform: np.ndarray) -> np.ndarray:
-    """Directions from tasks drawn uniformly in [-1, 1]: -1 below 0, else +1 (each with probability 1/2)."""
-    return np.where(uniform < 0.0, -1.0, 1.0)
-
-
-def _check_directions(tasks: np.ndarray, where: str) -> np.ndarray:
-    """Directions must be exactly -1 or +1."""
-    bad = ~np.isin(tasks, (-1.0, 1.0))
-    if bad.any():
-        raise ValueError(f"{where}: direction {float(tasks[bad][0])!r} is not allowed; allowed: -1.0 or 1.0")
-    return tasks
-
-
-class HalfCheetahDirEnv(_HalfCheetahTaskEnv):
+class HalfCheetahDirEnv(DirectionTasks, _HalfCheetahTaskEnv):
     """Run forward (task +1) or backward (task -1), each with probability 1/2.
 
     :param task: initial direction, -1 or +1; default +1.
@@ -367,14 +354,6 @@ class HalfCheetahDirEnv(_HalfCheetahTaskEnv):
     def _forward_reward(self, speed: float) -> float:
         return direction_reward(speed, self._task[0])
 
-    def set_task(self, task: Any) -> None:
-        """Set the direction, -1 or +1."""
-        where = f"{describe_env(self)}.set_task"
-        self._task = _check_directions(validate_tasks(task, self.task_space, where), where)
-
-    def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
-        """Draw ``num_tasks`` directions, -1 or +1 with equal probability, shape ``[num_tasks, 1]``."""
-        return _directions(super().sample_tasks(num_tasks, rng))  # the base validates the arguments
 
 
 class HalfCheetahVelOracleEnv(HalfCheetahVelEnv):
@@ -437,7 +416,7 @@ class HalfCheetahVelVectorEnv(_HalfCheetahTaskVectorEnv):
         return velocity_reward(speeds, self._tasks[:, 0])
 
 
-class HalfCheetahDirVectorEnv(_HalfCheetahTaskVectorEnv):
+class HalfCheetahDirVectorEnv(DirectionTasks, _HalfCheetahTaskVectorEnv):
     """Native vector :class:`HalfCheetahDirEnv`."""
 
     single_env_class = HalfCheetahDirEnv
@@ -445,13 +424,6 @@ class HalfCheetahDirVectorEnv(_HalfCheetahTaskVectorEnv):
     def _forward_rewards(self, speeds: np.ndarray) -> np.ndarray:
         return direction_reward(speeds, self._tasks[:, 0])
 
-    def set_tasks(self, tasks: Any) -> None:
-        """Set one direction (-1 or +1) per sub-env, shape ``[num_envs, 1]``."""
-        self._tasks = _check_directions(self._validate_vector_tasks(tasks), f"{describe_env(self)}.set_tasks")
-
-    def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
-        """Draw directions, -1 or +1 with equal probability (as :meth:`HalfCheetahDirEnv.sample_tasks`)."""
-        return _directions(super().sample_tasks(num_tasks, rng))
 
 
 class HalfCheetahVelOracleVectorEnv(HalfCheetahVelVectorEnv):
