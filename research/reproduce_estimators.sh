@@ -14,6 +14,7 @@ declare -A config=(
   [dice]="navigation-maml inner.estimator=dice"
   [promp]="navigation-promp"
   [metasgd-lvc]="navigation-metasgd inner.estimator=lvc"
+  [metasgd-lvc-3step]="navigation-metasgd inner.num_steps=3 outer.fvp=gauss_newton"
 )
 
 train() {  # train NAME: start or resume runs/nav-NAME in the background
@@ -27,10 +28,10 @@ train() {  # train NAME: start or resume runs/nav-NAME in the background
 }
 train lvc; train promp; wait
 train dice; train maml; wait
-train metasgd-lvc; wait
+train metasgd-lvc; train metasgd-lvc-3step; wait
 
 mkdir -p results
-for name in maml lvc dice promp metasgd-lvc; do
+for name in maml lvc dice promp metasgd-lvc metasgd-lvc-3step; do
   meta-rl evaluate "runs/nav-$name" --no-progress --json "results/navigation-estimator-$name.json"
 done
 meta-rl curves runs/nav-{maml,lvc,dice,promp,metasgd-lvc} --labels "MAML, maml" "MAML, lvc" "MAML, dice" ProMP \
