@@ -156,7 +156,9 @@ class HumanoidDirVectorEnv(MujocoTaskVectorEnv):
         return np.concatenate(parts, axis=1)
 
     def _rewards(self, qpos_before: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        centres = np.stack([centre_of_mass(self.model, self._scratch, qpos) for qpos in self.qpos])
+        centres = self._centres.copy()
+        for i in np.arange(self.num_envs)[self.stepped]:  # only the humanoids that moved
+            centres[i] = centre_of_mass(self.model, self._scratch, self.qpos[i])
         velocity = (centres - self._centres) / self.dt
         self._centres = centres
         along = velocity[:, 0] * np.cos(self._tasks[:, 0]) + velocity[:, 1] * np.sin(self._tasks[:, 0])

@@ -126,6 +126,9 @@ class MujocoTaskVectorEnv(NativeTaskVectorEnv):
         self._control = np.zeros((self.num_envs, self.frame_skip, self.model.nu))  # held for frame_skip steps
         self._datas = [mujoco.MjData(self.model) for _ in range(self.num_threads)]
         self._rollout = rollout.Rollout(nthread=self.num_threads if self.num_threads > 1 else 0)
+        self._active: np.ndarray | None = None  # sub-envs to step (None: all), see set_active
+        self._stepped: np.ndarray | slice = slice(None)
+        self.physics_steps = 0  # sub-env steps taken (for benchmarks: frozen sub-envs are not stepped)
         self._setup_family(reference)
         reference.close()
 
@@ -176,14 +179,55 @@ class MujocoTaskVectorEnv(NativeTaskVectorEnv):
     def _rewards(self, qpos_before: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         raise NotImplementedError
 
+    def set_active(self, active: np.ndarray | None) -> None:
+        """Step only the sub-envs in ``active`` (a bool mask) from the next step on; the others keep their state (and
+        their step's outputs are meaningless). The sampler freezes the sub-envs whose episode has ended, so their
+        physics is not computed and thrown away. ``None`` (and every full ``reset``) makes all active again."""
+        if active is not None:
+            active = np.asarray(active, dtype=np.bool_)
+            if active.shape != (self.num_envs,):
+                raise ValueError(f"{type(self).__name__}.set_active: mask has shape {active.shape}, expected "
+                                 f"({self.num_envs},)")
+            if active.all():
+                active = None
+        self._active = active
+
+    def reset(self, *, seed: Any = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """As :meth:`NativeTaskVectorEnv.reset`; a full reset makes every sub-env active again."""
+        if options is None or options.get("reset_mask") is None:
+            self._active = None
+        return super().reset(seed=seed, options=options)
+
+    @property
+    def stepped(self) -> np.ndarray | slice:
+        """The sub-envs the last step moved: indices, or ``slice(None)`` for all (for the hooks)."""
+        return self._stepped
+
     def _step_subenvs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        """Step every sub-env ``frame_skip`` physics steps in one ``mujoco.rollout`` call."""
+        """Step every active sub-env ``frame_skip`` physics steps in one ``mujoco.rollout`` call."""
         clipped = np.clip(actions.astype(np.float64), self.single_action_space.low, self.single_action_space.high)
-        self._control[:] = clipped[:, None, :]
         qpos_before = self.qpos.copy()
-        self._rollout.rollout(
-            self._models, self._datas, self._state, self._control, nstep=self.frame_skip, state=self._trajectory,
-            sensordata=self._sensordata, skip_checks=True,
-        )
-        self._state[:] = self._trajectory[:, -1]
+        if self._active is None:
+            self._stepped = slice(None)
+            self._control[:] = clipped[:, None, :]
+            self._rollout.rollout(
+                self._models, self._datas, self._state, self._control, nstep=self.frame_skip,
+                state=self._trajectory, sensordata=self._sensordata, skip_checks=True,
+            )
+            self._state[:] = self._trajectory[:, -1]
+            self.physics_steps += self.num_envs
+        elif self._active.any():
+            index = self._stepped = np.flatnonzero(self._active)
+            state, count = self._state[index], len(index)
+            control = np.repeat(clipped[index, None, :], self.frame_skip, axis=1)
+            trajectory = np.empty((count, self.frame_skip, state.shape[1]))
+            sensordata = np.empty((count, self.frame_skip, self.model.nsensordata))
+            self._rollout.rollout(
+                [self._models[i] for i in index], self._datas, state, control, nstep=self.frame_skip,
+                state=trajectory, sensordata=sensordata, skip_checks=True,
+            )
+            self._state[index] = trajectory[:, -1]
+            self.physics_steps += count
+        else:
+            self._stepped = np.zeros(0, dtype=np.int64)
         return self._rewards(qpos_before, clipped)

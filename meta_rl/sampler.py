@@ -96,6 +96,7 @@ class Sampler:
         mask = torch.zeros(horizon, num_tasks, num_eps)
         log_probs = torch.zeros(horizon, num_tasks, num_eps)
         done = np.zeros(num_tasks * num_eps, dtype=bool)
+        freeze = getattr(self.envs.unwrapped, "set_active", None)  # batched MuJoCo: step only unfinished episodes
 
         with torch.no_grad(), _single_torch_thread():
             for t in range(horizon):
@@ -106,6 +107,8 @@ class Sampler:
                 actions[t] = action
                 alive = torch.from_numpy(~done).view(num_tasks, num_eps)
                 mask[t] = alive
+                if freeze is not None:
+                    freeze(~done)
                 obs, reward, terminated, truncated, _ = self.envs.step(action.view(-1, action_dim).numpy())
                 rewards[t] = torch.as_tensor(reward, dtype=torch.float32).view(num_tasks, num_eps) * alive
                 done |= terminated | truncated

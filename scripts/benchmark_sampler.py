@@ -114,13 +114,15 @@ def make_sampler(env_id: str, env_kwargs: dict, tasks: int, episodes: int, horiz
 
 
 def timed_collect(ours: Sampler, params: Params, task_batch: np.ndarray
-                  ) -> tuple[float, dict[str, float], int, np.ndarray, torch.Tensor]:
-    """Env steps/s of one :meth:`Sampler.collect` (policy in the loop; every sub-env's step counts, also after its
-    episode ended, since the physics steps it: the work the raw physics replays); the seconds per env step in the
-    physics (``mujoco.rollout``), in the rest of the vector env's step (observations, rewards, bookkeeping) and
-    outside the env (the policy call and the sampler's own work); the reset seed collect used and the actions it
-    took ``[T, M*N, A]``, for replaying the same work; and the first step's observations ``[M, N, obs]``."""
+                  ) -> tuple[float, dict[str, float], int, np.ndarray, torch.Tensor, float]:
+    """Sub-env physics steps per second of one :meth:`Sampler.collect` (policy in the loop; sub-envs whose episode
+    ended are not stepped, so this counts the physics it did); the seconds per env step in the physics
+    (``mujoco.rollout``), in the rest of the vector env's step (observations, rewards, bookkeeping) and outside the
+    env (the policy call and the sampler's own work); the reset seed collect used and the actions it took
+    ``[T, M*N, A]``, for replaying; the first step's observations ``[M, N, obs]``; and its valid env steps per
+    second (what training gets)."""
     envs = ours.envs.unwrapped
+    physics_before = envs.physics_steps
     step, physics = StepTimer(envs.step), StepTimer(envs._rollout.rollout)
     envs.step, envs._rollout.rollout = step, physics  # instance attributes shadow the methods while timing
     try:
@@ -134,7 +136,8 @@ def timed_collect(ours: Sampler, params: Params, task_batch: np.ndarray
              "policy": (seconds - step.seconds) / stepped}
     seed = int(np.random.default_rng(1).integers(2**31 - 1))  # the reset seed collect draws from this rng
     actions = batch.actions[:stepped].reshape(stepped, -1, batch.actions.shape[-1]).numpy().astype(np.float64)
-    return envs.num_envs * stepped / seconds, split, seed, actions, batch.observations[0]
+    physics_steps = envs.physics_steps - physics_before
+    return physics_steps / seconds, split, seed, actions, batch.observations[0], batch.num_steps / seconds
 
 
 MUJOCO_FAMILIES = ["meta_rl/HalfCheetahVel-v0", "meta_rl/AntVel-v0", "meta_rl/AntGoal-v0", "meta_rl/HumanoidDir-v0",
@@ -150,10 +153,11 @@ def benchmark(env_id: str, env_kwargs: dict[str, Any], args: argparse.Namespace,
     collector, params, task_batch = make_sampler(
         env_id, env_kwargs, args.tasks, args.episodes, args.horizon, threads, [100, 100]
     )
-    runs: dict[str, list[float]] = {"raw": [], "env": [], "ours": []}
+    runs: dict[str, list[float]] = {"raw": [], "env": [], "ours": [], "valid": []}
     splits = []
     for repeat in range(args.repeats):  # interleaved, so a change in the machine's speed hits all three alike
-        ours, split, seed, actions, observations = timed_collect(collector, params, task_batch)
+        ours, split, seed, actions, observations, valid = timed_collect(collector, params, task_batch)
+        runs["valid"].append(valid)
         if repeat == 0:
             raw_physics(collector.envs, seed, actions[:5], threads)  # warm-up
         runs["ours"].append(ours)
@@ -176,6 +180,7 @@ def benchmark(env_id: str, env_kwargs: dict[str, Any], args: argparse.Namespace,
         ("raw batched physics (mujoco.rollout)", raw, runs["raw"]),
         ("our vector env, same actions", ours_env, runs["env"]),
         ("our sampler, policy in the loop", ours, runs["ours"]),
+        ("  of which valid (episodes not ended)", float(np.median(runs["valid"])), runs["valid"]),
         (f"SyncVectorEnv of {args.sync_envs} single envs", sync_steps, [sync_steps]),
     ]
     print(f"median of {args.repeats} interleaved repeats (range)\n")

@@ -215,3 +215,19 @@ def test_healthy_range_and_flags_are_checked(env_id: str) -> None:
             gymnasium.make(env_id, healthy_z_range=bad)
     with pytest.raises(ValueError, match=r"terminate_when_unhealthy must be true or false, got 'false'"):
         gymnasium.make(env_id, terminate_when_unhealthy="false")
+
+
+def test_inactive_sub_envs_keep_their_state_until_a_full_reset() -> None:
+    env = make_task_vec(VEL_ID, 4, num_threads=1)
+    env.reset(seed=0)
+    native = env.unwrapped
+    before = native.qpos.copy()
+    native.set_active(np.array([True, False, True, False]))
+    env.step(np.full((4, ACTION_DIM), 0.5))
+    moved = (native.qpos != before).any(axis=1)
+    np.testing.assert_array_equal(moved, [True, False, True, False])
+    with pytest.raises(ValueError, match=r"set_active: mask has shape \(3,\), expected \(4,\)"):
+        native.set_active(np.ones(3, dtype=bool))
+    env.reset(seed=1)
+    assert native._active is None
+    env.close()

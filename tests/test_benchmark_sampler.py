@@ -26,7 +26,8 @@ def test_time_split_adds_up_and_the_env_is_restored(benchmark) -> None:
     ours, params, tasks = benchmark.make_sampler("meta_rl/HalfCheetahVel-v0", {}, 2, 3, 10, 1, [8])
     try:
         envs = ours.envs.unwrapped
-        steps_per_second, split, seed, actions, observations = benchmark.timed_collect(ours, params, tasks)
+        steps_per_second, split, seed, actions, observations, valid = benchmark.timed_collect(ours, params, tasks)
+        assert valid == pytest.approx(steps_per_second)  # the half-cheetah never ends an episode early
         assert "step" not in vars(envs) and "rollout" not in vars(envs._rollout)  # the timers are gone
         assert actions.shape == (10, 6, 6) and observations.shape == (2, 3, 17)
         assert split["physics"] > 0.0 and split["env"] > 0.0 and split["policy"] > 0.0

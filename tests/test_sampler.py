@@ -251,3 +251,35 @@ def test_collect_restores_torch_threads(make_sampler) -> None:
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("env_id", ["meta_rl/HopperParams-v0", "meta_rl/HumanoidDir-v0", "meta_rl/AntDir-v0"])
+def test_freezing_ended_episodes_changes_no_valid_step(env_id: str, monkeypatch) -> None:
+    """The batched MuJoCo envs stop stepping sub-envs whose episode ended; every valid step, and the advantages
+    computed from the batch, stay what stepping every sub-env gave."""
+    from meta_rl.baseline import compute_advantages
+    from meta_rl.config import load_config
+    from meta_rl.rollout import make_policy
+
+    policy = make_policy(load_config("ant-dir-maml", [f"env.id={env_id}"]))
+    params = policy.init_params(torch.Generator().manual_seed(0))
+    batches = []
+    for freeze in (True, False):
+        sampler = Sampler(env_id, {}, 3, 4, 60, policy, num_threads=2)
+        if not freeze:
+            monkeypatch.setattr(sampler.envs.unwrapped, "set_active", None, raising=False)
+        tasks = sampler.envs.sample_tasks(3, np.random.default_rng(1))
+        batches.append(collect(sampler, params, tasks, seed=2, torch_seed=3))
+        if freeze:  # the last steps moved only the sub-envs whose episode had not ended
+            active = sampler.envs.unwrapped._active
+            assert active is not None and not active.all()
+        sampler.close()
+        monkeypatch.undo()
+    frozen, stepped = batches
+    assert frozen.mask.sum() < frozen.mask.numel(), "episodes must end early for the test to mean something"
+    torch.testing.assert_close(frozen.mask, stepped.mask, rtol=0, atol=0)
+    valid = frozen.mask.bool()
+    for name in ("observations", "actions", "rewards", "log_probs"):
+        torch.testing.assert_close(getattr(frozen, name)[valid], getattr(stepped, name)[valid], rtol=0, atol=0)
+    torch.testing.assert_close(compute_advantages(frozen, 0.99, 1.0), compute_advantages(stepped, 0.99, 1.0),
+                               rtol=0, atol=0)
