@@ -30,6 +30,7 @@ from meta_rl.episodes import Episodes
 from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_sample
 from meta_rl.rollout import collect_and_adapt, make_policy
 from meta_rl.sampler import Sampler
+from meta_rl.streams import EVALUATION
 
 ADAPTED_FORMAT = "meta_rl.adapted_policy"
 ADAPTED_VERSION = 1
@@ -243,13 +244,11 @@ class MetaPolicy:
         schedule = self.step_schedule(steps) if schedule is None else list(schedule)
         if len(schedule) != steps:
             raise ValueError(f"the step-size schedule has {len(schedule)} entries; expected steps = {steps}")
-        rng = np.random.default_rng(seed)
-        generator = torch.Generator().manual_seed(seed)
         sampler = Sampler(self.env_id, self.config.env.kwargs, len(tasks), episodes, self.config.horizon,
                           self.policy, num_threads=self.config.sampler_threads)
         params = {k: v.expand(len(tasks), *v.shape) for k, v in self.params.items()}
         try:
-            result = collect_and_adapt(sampler, self.policy, params, tasks, schedule, self.config, rng, generator)
+            result = collect_and_adapt(sampler, self.policy, params, tasks, schedule, self.config, seed, (EVALUATION,))
         finally:
             sampler.close()
         per_task = [returns.double().numpy() for returns in result.task_returns()]

@@ -21,6 +21,7 @@ from meta_rl.config import Config
 from meta_rl.episodes import Episodes
 from meta_rl.policy import GaussianMLPPolicy, Params
 from meta_rl.sampler import Sampler
+from meta_rl.streams import EpisodeStreams
 
 __all__ = ["Adaptation", "collect_and_adapt", "make_policy", "process"]
 
@@ -83,8 +84,8 @@ def collect_and_adapt(
     tasks: np.ndarray,
     schedule: Sequence[StepSize],
     config: Config,
-    rng: np.random.Generator,
-    generator: torch.Generator,
+    seed: int,
+    key: Sequence[int],
     device: torch.device | str = "cpu",
 ) -> Adaptation:
     """Adapt ``params`` to each of ``tasks`` with one inner step per entry of ``schedule`` (a scalar step size, or
@@ -92,12 +93,14 @@ def collect_and_adapt(
     more with the adapted ones. Batches are moved to ``device`` (where the update runs), with advantages.
 
     :param config: supplies the discount, GAE, advantage normalisation and the inner estimator.
+    :param seed: with ``key`` (naming this adaptation, e.g. ``(TRAINING, iteration)``), seeds batch ``k``'s episode
+        streams: ``EpisodeStreams(seed, (*key, k))``.
     """
     adapted = {k: v.detach() for k, v in params.items()}
     result = Adaptation(adapted, [])
-    for step_size in [*schedule, None]:
+    for k, step_size in enumerate([*schedule, None]):
         tick = time.perf_counter()
-        batch = process(sampler.collect(adapted, tasks, rng, generator), config).to(device)
+        batch = process(sampler.collect(adapted, tasks, EpisodeStreams(seed, (*key, k))), config).to(device)
         result.batches.append(batch)
         result.seconds["sampling"] += time.perf_counter() - tick
         if step_size is None:

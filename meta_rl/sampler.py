@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from meta_rl.episodes import Episodes
 from meta_rl.policy import GaussianMLPPolicy, Params, is_task_batched
+from meta_rl.streams import EpisodeStreams
 
 
 @contextlib.contextmanager
@@ -70,14 +71,16 @@ class Sampler:
         self,
         params: Params,
         tasks: np.ndarray,
-        rng: np.random.Generator,
-        generator: torch.Generator,
+        streams: EpisodeStreams,
+        episodes: Sequence[int] | None = None,
     ) -> Episodes:
-        """Run one episode per sub-environment with ``params`` (task-batched ``[M, ...]`` or shared).
+        """Run one episode per sub-env with ``params`` (task-batched ``[M, ...]`` or shared).
 
         :param tasks: ``[M, task_dim]``, one task per row.
-        :param rng: seeds the environment reset.
-        :param generator: draws the policy's action noise (CPU).
+        :param streams: the collect's random streams; episode ``e`` resets with its own seed and draws its own
+            action noise (:class:`~meta_rl.streams.EpisodeStreams`), whoever steps it.
+        :param episodes: the collect-wide index of each sub-env's episode (default ``0 .. M*N - 1``, task-major):
+            a shard of a larger collect passes its own.
         """
         num_tasks, num_eps, horizon = self.num_tasks, self.episodes_per_task, self.horizon
         if len(tasks) != num_tasks:
@@ -85,10 +88,15 @@ class Sampler:
         params = {k: v.detach().to("cpu", torch.float32) for k, v in params.items()}  # once per phase
         if is_task_batched(params) and params["log_std"].shape[0] != num_tasks:
             raise ValueError(f"parameters carry {params['log_std'].shape[0]} tasks; expected {num_tasks}")
+        episodes = np.arange(num_tasks * num_eps) if episodes is None else np.asarray(episodes)
+        if episodes.shape != (num_tasks * num_eps,):
+            raise ValueError(f"got {len(episodes)} episode indices; this sampler steps {num_tasks * num_eps}")
         obs_dim, action_dim = self.policy.obs_dim, self.policy.action_dim
+        seeds, noise = streams.draw(episodes, horizon, action_dim)  # noise [T, M*N, A]
+        noise = torch.from_numpy(noise).view(horizon, num_tasks, num_eps, action_dim)
 
         self.envs.set_tasks(np.repeat(np.asarray(tasks), num_eps, axis=0))
-        obs, _ = self.envs.reset(seed=int(rng.integers(2**31 - 1)))
+        obs, _ = self.envs.reset(seed=seeds)
 
         observations = torch.zeros(horizon, num_tasks, num_eps, obs_dim)
         actions = torch.zeros(horizon, num_tasks, num_eps, action_dim)
@@ -101,8 +109,7 @@ class Sampler:
         with torch.no_grad(), _single_torch_thread():
             for t in range(horizon):
                 obs_t = torch.as_tensor(obs, dtype=torch.float32).view(num_tasks, num_eps, obs_dim)
-                noise = torch.randn(num_tasks, num_eps, action_dim, generator=generator)
-                action, log_probs[t] = self.policy.sample(obs_t, params, noise)
+                action, log_probs[t] = self.policy.sample(obs_t, params, noise[t])
                 observations[t] = obs_t
                 actions[t] = action
                 alive = torch.from_numpy(~done).view(num_tasks, num_eps)

@@ -32,6 +32,7 @@ from meta_rl.meta_learner import MetaLearner, NonFiniteError
 from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_entropy, gaussian_kl
 from meta_rl.rollout import collect_and_adapt, make_policy
 from meta_rl.sampler import Sampler
+from meta_rl.streams import TRAINING
 
 
 def resolve_device(name: str) -> torch.device:
@@ -187,8 +188,8 @@ class Trainer:
         config, learner = self.config, self.learner
         tasks = self.sampler.envs.sample_tasks(config.meta_batch_size, self.rng)
         schedule = [learner.step_size(k) for k in range(config.inner.num_steps)]
-        result = collect_and_adapt(self.sampler, self.policy, learner.params, tasks, schedule, config, self.rng,
-                                   self.generator, self.device)
+        result = collect_and_adapt(self.sampler, self.policy, learner.params, tasks, schedule, config, config.seed,
+                                   (TRAINING, self.iteration), self.device)
         task_returns = result.task_returns()
         returns = {f"returns/step_{k}": batch.mean_return() for k, batch in enumerate(result.batches)}
         diagnostics = adaptation_diagnostics(self.policy, learner.params, result.params, result.supports,

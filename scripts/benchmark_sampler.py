@@ -41,6 +41,7 @@ from meta_rl.policy import GaussianMLPPolicy, Params
 from meta_rl.runtime import keep_freed_memory
 from meta_rl.sampler import Sampler
 from meta_rl.sampler import _single_torch_thread as single_torch_thread  # the sampler's own setting
+from meta_rl.streams import EpisodeStreams
 from meta_rl_envs.mujoco_vector import default_num_threads
 
 
@@ -109,7 +110,7 @@ def make_sampler(env_id: str, env_kwargs: dict, tasks: int, episodes: int, horiz
     params = policy.init_params(torch.Generator().manual_seed(0))
     ours = Sampler(env_id, env_kwargs, tasks, episodes, horizon, policy, num_threads=threads)
     task_batch = ours.envs.sample_tasks(tasks, np.random.default_rng(0))
-    ours.collect(params, task_batch, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    ours.collect(params, task_batch, EpisodeStreams(0, (0,)))
     return ours, params, task_batch
 
 
@@ -127,14 +128,14 @@ def timed_collect(ours: Sampler, params: Params, task_batch: np.ndarray
     envs.step, envs._rollout.rollout = step, physics  # instance attributes shadow the methods while timing
     try:
         start = time.perf_counter()
-        batch = ours.collect(params, task_batch, np.random.default_rng(1), torch.Generator().manual_seed(1))
+        batch = ours.collect(params, task_batch, EpisodeStreams(1, (0,)))
         seconds = time.perf_counter() - start
     finally:
         del envs.step, envs._rollout.rollout
     stepped = step.calls  # env steps the collect took (it stops early once every episode has ended)
     split = {"physics": physics.seconds / stepped, "env": (step.seconds - physics.seconds) / stepped,
              "policy": (seconds - step.seconds) / stepped}
-    seed = int(np.random.default_rng(1).integers(2**31 - 1))  # the reset seed collect draws from this rng
+    seed = EpisodeStreams(1, (0,)).draw(range(envs.num_envs), 1, 1)[0]  # the reset seeds collect used
     actions = batch.actions[:stepped].reshape(stepped, -1, batch.actions.shape[-1]).numpy().astype(np.float64)
     physics_steps = envs.physics_steps - physics_before
     return physics_steps / seconds, split, seed, actions, batch.observations[0], batch.num_steps / seconds

@@ -17,6 +17,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from meta_rl.policy import GaussianMLPPolicy
 from meta_rl.sampler import Sampler
+from meta_rl.streams import EpisodeStreams
 from meta_rl_envs import (
     HalfCheetahDirOracleVectorEnv,
     HalfCheetahDirVectorEnv,
@@ -569,7 +570,7 @@ def test_sampler_collects_half_cheetah_velocity_episodes() -> None:
     sampler = Sampler(VEL_ID, {}, num_tasks=2, episodes_per_task=2, horizon=10, policy=policy, num_threads=2)
     try:
         tasks = np.array([[0.5], [1.5]])
-        episodes = sampler.collect(params, tasks, np.random.default_rng(0), torch.Generator().manual_seed(0))
+        episodes = sampler.collect(params, tasks, EpisodeStreams(0, (0,)))
         np.testing.assert_array_equal(sampler.envs.tasks, [[0.5], [0.5], [1.5], [1.5]])
     finally:
         sampler.close()

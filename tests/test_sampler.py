@@ -14,6 +14,7 @@ import meta_rl_envs  # noqa: F401  (registers the meta_rl/ ids)
 from meta_rl.episodes import Episodes
 from meta_rl.policy import GaussianMLPPolicy
 from meta_rl.sampler import Sampler
+from meta_rl.streams import EpisodeStreams
 
 ENV_ID = "meta_rl/Navigation2D-v0"
 
@@ -34,7 +35,7 @@ def make_sampler() -> Iterator:
 
 
 def collect(sampler: Sampler, params: dict, tasks: np.ndarray, seed: int = 0, torch_seed: int = 0) -> Episodes:
-    return sampler.collect(params, tasks, np.random.default_rng(seed), torch.Generator().manual_seed(torch_seed))
+    return sampler.collect(params, tasks, EpisodeStreams(seed, (torch_seed,)))
 
 
 def homing_params(goals: np.ndarray, gains: list[float], std: float) -> dict[str, torch.Tensor]:
@@ -283,3 +284,31 @@ def test_freezing_ended_episodes_changes_no_valid_step(env_id: str, monkeypatch)
         torch.testing.assert_close(getattr(frozen, name)[valid], getattr(stepped, name)[valid], rtol=0, atol=0)
     torch.testing.assert_close(compute_advantages(frozen, 0.99, 1.0), compute_advantages(stepped, 0.99, 1.0),
                                rtol=0, atol=0)
+
+
+def test_any_split_of_a_collect_draws_the_same_episodes(make_sampler) -> None:
+    """Per-episode streams: the episodes of tasks 2-3 collected alone (with their collect-wide indices) equal the
+    same episodes collected with all four tasks, so how the episodes are shared out never changes the numbers."""
+    policy = GaussianMLPPolicy(2, 2, (8,), "tanh")
+    params = policy.init_params(torch.Generator().manual_seed(0))
+    tasks = np.array([[0.3, -0.2], [-0.4, 0.1], [0.2, 0.45], [-0.1, -0.35]])
+    streams = EpisodeStreams(5, (0, 7, 1))
+    whole = make_sampler(4, 3, 20, policy).collect(params, tasks, streams)
+    part = make_sampler(2, 3, 20, policy).collect(params, tasks[2:], streams, episodes=np.arange(6, 12))
+    for name in ("observations", "actions", "rewards", "mask", "log_probs"):
+        torch.testing.assert_close(getattr(part, name), getattr(whole, name)[:, 2:], rtol=0, atol=0)
+    other = make_sampler(4, 3, 20, policy).collect(params, tasks, EpisodeStreams(5, (0, 7, 2)))
+    assert not torch.equal(other.actions, whole.actions)  # another collect's key: other numbers
+    with pytest.raises(ValueError, match="got 5 episode indices; this sampler steps 6"):
+        make_sampler(2, 3, 20, policy).collect(params, tasks[2:], streams, episodes=np.arange(5))
+
+
+def test_episode_streams_refuse_bad_seeds_and_keys() -> None:
+    with pytest.raises(ValueError, match="seed must be a non-negative int, got -1"):
+        EpisodeStreams(-1, (0,))
+    with pytest.raises(ValueError, match=r"a collect's key must be non-negative ints, got \(0, -2\)"):
+        EpisodeStreams(0, (0, -2))
+    seeds, noise = EpisodeStreams(3, (1,)).draw([4, 9], horizon=5, action_dim=2)
+    again_seeds, again = EpisodeStreams(3, (1,)).draw([9], horizon=5, action_dim=2)
+    assert seeds[1] == again_seeds[0] and noise.shape == (5, 2, 2) and noise.dtype == np.float32
+    np.testing.assert_array_equal(noise[:, 1], again[:, 0])
