@@ -82,3 +82,25 @@ TINY = [
     "meta_batch_size=2", "episodes_per_task=2", "horizon=10", "policy.hidden_sizes=[8]", "outer.cg_iters=3",
     "checkpoint_every=1", "torch_threads=1", "device=cpu",
 ]
+
+
+def step_alike(native, reference, rng, steps: int, bound: float, info_keys: tuple[str, ...] = ()) -> int:
+    """Step a native vector env and a ``SyncVectorEnv`` of its single env ``steps`` times with the same uniform
+    actions in [-bound, bound] (outside the action space, so clipping counts); every output and the ``info_keys``
+    must be equal bit for bit. Returns the number of terminations seen."""
+    import warnings
+
+    import numpy as np
+
+    terminations = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # actions outside the action space: the passive checker warns
+        for _ in range(steps):
+            actions = rng.uniform(-bound, bound, size=(native.num_envs, native.single_action_space.shape[0]))
+            out, ref = native.step(actions), reference.step(actions)
+            for mine, theirs in zip(out[:4], ref[:4], strict=True):
+                np.testing.assert_array_equal(mine, theirs)
+            for key in info_keys:  # SyncVectorEnv leaves a key out when every sub-env was autoreset: 0 then
+                np.testing.assert_array_equal(out[4][key], ref[4].get(key, np.zeros(native.num_envs)))
+            terminations += int(out[2].sum())
+    return terminations

@@ -11,6 +11,7 @@ import pytest
 from gymnasium.envs.mujoco.humanoid_v5 import mass_center
 from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import SyncVectorEnv
+from helpers import step_alike
 
 from meta_rl_envs import make_task_vec
 
@@ -60,18 +61,7 @@ def test_vector_env_equals_sync_vector_env_with_terminations_and_autoreset(env_i
     for env, task in zip(reference.envs, tasks, strict=True):
         env.unwrapped.set_task(task)
     np.testing.assert_array_equal(native.reset(seed=3)[0], reference.reset(seed=3)[0])
-    rng = np.random.default_rng(1)
-    terminations = 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for _ in range(100):
-            actions = rng.uniform(-0.6, 0.6, size=(len(tasks), 17))
-            out, ref = native.step(actions), reference.step(actions)
-            for mine, theirs in zip(out[:4], ref[:4], strict=True):
-                np.testing.assert_array_equal(mine, theirs)
-            np.testing.assert_array_equal(out[4]["reward_forward"],
-                                          ref[4].get("reward_forward", np.zeros(len(tasks))))
-            terminations += int(out[2].sum())
+    terminations = step_alike(native, reference, np.random.default_rng(1), 100, 0.6, ("reward_forward",))
     assert terminations > 0, "the test must see episodes end early"
     native.close()
     reference.close()

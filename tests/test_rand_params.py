@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import SyncVectorEnv
+from helpers import step_alike
 
 import meta_rl_envs
 from meta_rl_envs import make_task_vec
@@ -73,17 +74,7 @@ def test_vector_env_with_one_model_per_task_equals_sync_vector_env(env_id: str) 
     for env, task in zip(reference.envs, tasks, strict=True):
         env.unwrapped.set_task(task)
     np.testing.assert_array_equal(native.reset(seed=3)[0], reference.reset(seed=3)[0])
-    rng = np.random.default_rng(1)
-    terminations = 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # actions outside the action space
-        for _ in range(100):
-            actions = rng.uniform(-1.5, 1.5, size=(len(tasks), native.single_action_space.shape[0]))
-            out, ref = native.step(actions), reference.step(actions)
-            for mine, theirs in zip(out[:4], ref[:4], strict=True):
-                np.testing.assert_array_equal(mine, theirs)
-            np.testing.assert_array_equal(out[4]["x_velocity"], ref[4].get("x_velocity", np.zeros(len(tasks))))
-            terminations += int(out[2].sum())
+    terminations = step_alike(native, reference, np.random.default_rng(1), 100, 1.5, ("x_velocity",))
     assert terminations > 0, "the test must see episodes end early"
     native.set_tasks(tasks[::-1])  # new tasks, new models, the same cache
     assert native.unwrapped._models[0] is models[4]
