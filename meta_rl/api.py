@@ -29,7 +29,7 @@ from meta_rl.config import Config, config_from_dict
 from meta_rl.episodes import Episodes
 from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_sample
 from meta_rl.rollout import collect_and_adapt, make_policy
-from meta_rl.sampler import Sampler
+from meta_rl.sampler import make_sampler
 from meta_rl.streams import EVALUATION
 
 ADAPTED_FORMAT = "meta_rl.adapted_policy"
@@ -193,6 +193,13 @@ class MetaPolicy:
         raw["env"]["kwargs"] = {**raw["env"]["kwargs"], **changes}
         return MetaPolicy(config_from_dict(raw), self.params, self.step_sizes, self.iteration, self.checkpoint)
 
+    def with_sampler(self, **changes: Any) -> MetaPolicy:
+        """The same meta-policy collecting with other ``sampler`` settings (e.g. ``backend="ray"``): the episodes,
+        and so the results, are the same with any backend; checked as a config's are."""
+        raw = dataclasses.asdict(self.config)
+        raw["sampler"] = {**raw["sampler"], **changes}
+        return MetaPolicy(config_from_dict(raw), self.params, self.step_sizes, self.iteration, self.checkpoint)
+
     def step_schedule(self, steps: int) -> list[StepSize]:
         """Step size of each inner step: Meta-SGD's learned ones (one set per trained inner step, the last set for
         steps beyond those), or MAML's alpha then alpha / 2."""
@@ -244,8 +251,7 @@ class MetaPolicy:
         schedule = self.step_schedule(steps) if schedule is None else list(schedule)
         if len(schedule) != steps:
             raise ValueError(f"the step-size schedule has {len(schedule)} entries; expected steps = {steps}")
-        sampler = Sampler(self.env_id, self.config.env.kwargs, len(tasks), episodes, self.config.horizon,
-                          self.policy, num_threads=self.config.sampler_threads)
+        sampler = make_sampler(self.config, self.policy, len(tasks), episodes)
         params = {k: v.expand(len(tasks), *v.shape) for k, v in self.params.items()}
         try:
             result = collect_and_adapt(sampler, self.policy, params, tasks, schedule, self.config, seed, (EVALUATION,))

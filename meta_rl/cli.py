@@ -59,6 +59,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     untrained = load_config(args.checkpoint) if args.random else None
     schedule = parse_task(args.step_schedule, "--step-schedule") if args.step_schedule else None
     env_kwargs = parse_env_kwargs(args.env_kwarg or [])
+    sampler = parse_sampler(args.sampler or [])
     if args.task_file and args.tasks is not None:
         raise ConfigError("pass --tasks (draw that many tasks) or --task-file (evaluate on the file's), not both")
     try:
@@ -76,7 +77,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         result = evaluate(None if args.random else args.checkpoint, num_tasks=args.tasks,
                           grad_steps=args.grad_steps, episodes=args.episodes, seed=args.seed,
                           step_schedule=schedule, progress=not args.no_progress, env_id=args.env,
-                          untrained=untrained, env_kwargs=env_kwargs, tasks=tasks, task_file=args.task_file)
+                          untrained=untrained, env_kwargs=env_kwargs, tasks=tasks, task_file=args.task_file,
+                          sampler=sampler)
     except ValueError as error:
         raise ConfigError(str(error)) from None
     print(format_table(result))
@@ -106,15 +108,25 @@ def parse_reference(item: str) -> tuple[str, list[float]]:
     return label.strip(), parse_task(values, f"--reference {label.strip()!r}")
 
 
-def parse_env_kwargs(items: list[str]) -> dict:
-    """``--env-kwarg NAME=VALUE`` options as a dict, each value parsed as YAML (``true``, ``0.05``, ``rllab``)."""
+def parse_name_values(items: list[str], option: str, example: str) -> dict:
+    """``--OPTION NAME=VALUE`` options as a dict, each value parsed as YAML (``true``, ``0.05``, ``rllab``)."""
     parsed: dict = {}
     for item in items:
         name = item.partition("=")[0].strip()
         if "=" not in item or not name or "." in name:
-            raise ConfigError(f"--env-kwarg {item!r} must look like NAME=VALUE, e.g. reset_noise=rllab")
+            raise ConfigError(f"{option} {item!r} must look like NAME=VALUE, e.g. {example}")
         apply_override(parsed, item)
     return parsed
+
+
+def parse_env_kwargs(items: list[str]) -> dict:
+    """``--env-kwarg NAME=VALUE`` options: env keyword arguments to change."""
+    return parse_name_values(items, "--env-kwarg", "reset_noise=rllab")
+
+
+def parse_sampler(items: list[str]) -> dict:
+    """``--sampler NAME=VALUE`` options: ``sampler`` settings to change (checked as a config's are)."""
+    return parse_name_values(items, "--sampler", "backend=ray")
 
 
 def default_evaluation_dir(checkpoint: str | Path, seed: int, schedule: list[float] | None,
@@ -154,6 +166,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from meta_rl.api import MetaPolicy
 
     meta = MetaPolicy.load(args.checkpoint)
+    if args.sampler:
+        meta = meta.with_sampler(**parse_sampler(args.sampler))
     if args.plot:  # refuse before adapting, not after
         from meta_rl.evaluation import check_plots_trajectories
 
@@ -264,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--env-kwarg", action="append", metavar="NAME=VALUE",
                           help="evaluate with this env keyword argument changed from the training config's, e.g. "
                           "reset_noise=rllab (repeatable)")
+    evaluate.add_argument("--sampler", action="append", metavar="NAME=VALUE",
+                          help="collect with this sampler setting changed, e.g. backend=ray or num_workers=4 "
+                          "(repeatable; the results do not change)")
     evaluate.add_argument("--random", action="store_true",
                           help="evaluate a freshly initialised policy of the given preset (the random baseline)")
     evaluate.add_argument("--tensorboard", help="write return vs gradient step here (default RUN_DIR/evaluation-seedS; "
@@ -279,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--steps", type=int, default=1, help="inner steps (default 1)")
     adapt.add_argument("--episodes", type=int, help="episodes per step (default: the training config's)")
     adapt.add_argument("--seed", type=int, default=0, help="seeds the episodes")
+    adapt.add_argument("--sampler", action="append", metavar="NAME=VALUE",
+                       help="collect with this sampler setting changed, e.g. backend=ray (repeatable)")
     adapt.add_argument("--save", help="where to save the adapted policy (default RUN_DIR/adapted.pt)")
     adapt.add_argument("--plot", help="2D navigation: write a PNG of trajectories before and after each step")
     adapt.set_defaults(func=cmd_adapt)

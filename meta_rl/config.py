@@ -123,6 +123,39 @@ class OuterConfig:
 
 
 @dataclass
+class SamplerConfig:
+    """Where episodes are collected: in this process, or on Ray workers; the numbers are the same either way."""
+
+    backend: Literal["local", "ray"] = _field(
+        "local", "local: one vector env in this process; ray: workers that each step a shard of the tasks (pip "
+        "install -e '.[ray]'). Every episode has its own random stream, so the backend and the number of workers "
+        "never change the numbers."
+    )
+    num_workers: int = _field(2, "Ray workers (backend: ray), each holding the vector env of a shard of the tasks.",
+                              positive=True)
+    address: str = _field(
+        "", "Ray cluster to join (backend: ray): auto for the one `ray start` runs on this machine, host:port for "
+        "another, empty to start a local one for the run."
+    )
+    cpus_per_worker: float = _field(
+        1.0, "CPUs Ray reserves for each worker (backend: ray): the number of cores of a machine places one worker "
+        "per machine, stepping with sampler_threads threads (0: every core).", positive=True
+    )
+    timeout_s: float = _field(
+        300.0, "Seconds a worker may take for its shard of one collect before it counts as hung (backend: ray).",
+        positive=True
+    )
+    start_timeout_s: float = _field(
+        120.0, "Seconds a new worker may take to start (import torch, build its environments) before it counts as "
+        "hung (backend: ray).", positive=True
+    )
+    max_restarts: int = _field(
+        3, "Times a dead or hung worker is restarted and its shard collected again before the run stops with an "
+        "error naming it (backend: ray); 0 stops at once.", nonnegative=True
+    )
+
+
+@dataclass
 class Config:
     """A whole training run."""
 
@@ -156,9 +189,10 @@ class Config:
                                   "`meta-rl evaluate`).", nonnegative=True)
     torch_threads: int = _field(0, "torch intra-op threads; 0 keeps torch's default.", nonnegative=True)
     sampler_threads: int = _field(
-        0, "Threads stepping the environments, for families with threaded native stepping (half-cheetah); 0 uses "
-        "every core.", nonnegative=True
+        0, "Threads stepping the environments, for families with threaded native stepping (the MuJoCo ones), in "
+        "this process or in each Ray worker; 0 uses every core.", nonnegative=True
     )
+    sampler: SamplerConfig = _field(SamplerConfig(), "Where episodes are collected: here or on Ray workers.")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON/YAML-serialisable)."""

@@ -48,6 +48,7 @@ def evaluate(
     env_kwargs: dict[str, Any] | None = None,
     tasks: Any = None,
     task_file: str | Path | None = None,
+    sampler: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Adapt a trained meta-policy to held-out tasks and record returns after each step.
 
@@ -64,6 +65,8 @@ def evaluate(
     :param tasks: these tasks instead of drawn ones (e.g. the paper's test tasks, :func:`load_task_file`);
         ``num_tasks``, if given, must be their number.
     :param task_file: where ``tasks`` came from, recorded in the result as ``"task_file"``.
+    :param sampler: ``sampler`` settings to change for this evaluation (e.g. ``{"backend": "ray"}``); the results
+        are the same with any backend.
     :return: the JSON-serialisable result (see the README), with ``episodes`` kept out of the JSON under
         the key ``"_batches"`` (the adaptation log's episode batches, for plots).
     """
@@ -77,6 +80,8 @@ def evaluate(
     meta = MetaPolicy.untrained(untrained, seed) if untrained is not None else MetaPolicy.load(checkpoint, env_id)
     if env_kwargs:
         meta = meta.with_env_kwargs(**env_kwargs)
+    if sampler:
+        meta = meta.with_sampler(**sampler)
     schedule = list(step_schedule) if step_schedule is not None and meta.step_sizes is None else None
     if tasks is None:
         tasks = meta.sample_tasks(num_tasks or DEFAULT_NUM_TASKS, np.random.default_rng(seed))

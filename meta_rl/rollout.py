@@ -20,7 +20,7 @@ from meta_rl.baseline import compute_advantages
 from meta_rl.config import Config
 from meta_rl.episodes import Episodes
 from meta_rl.policy import GaussianMLPPolicy, Params
-from meta_rl.sampler import Sampler
+from meta_rl.sampler import SamplerBackend
 from meta_rl.streams import EpisodeStreams
 
 __all__ = ["Adaptation", "collect_and_adapt", "make_policy", "process"]
@@ -78,7 +78,7 @@ class Adaptation:
 
 
 def collect_and_adapt(
-    sampler: Sampler,
+    sampler: SamplerBackend,
     policy: GaussianMLPPolicy,
     params: Params,
     tasks: np.ndarray,

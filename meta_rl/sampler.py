@@ -4,13 +4,37 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
 
+from meta_rl.config import Config, ConfigError
 from meta_rl.episodes import Episodes
 from meta_rl.policy import GaussianMLPPolicy, Params, is_task_batched
 from meta_rl.streams import EpisodeStreams
+
+
+class SamplerBackend(Protocol):
+    """What the trainer, ``meta-rl evaluate`` and the adaptation API need of a sampler, whichever backend runs it:
+    :class:`Sampler` here, or :class:`~meta_rl.ray_sampler.RaySampler` on Ray workers, with the same numbers."""
+
+    num_tasks: int
+    episodes_per_task: int
+    horizon: int
+
+    def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
+        """Tasks from the family's distribution, ``[num_tasks, task_dim]``."""
+        ...
+
+    def collect(self, params: Params, tasks: np.ndarray, streams: EpisodeStreams,
+                episodes: np.ndarray | None = None) -> Episodes:
+        """One episode per (task, episode index), each from its own random stream."""
+        ...
+
+    def close(self) -> None:
+        """Release the environments (and workers)."""
+        ...
 
 
 @contextlib.contextmanager
@@ -66,6 +90,10 @@ class Sampler:
     def close(self) -> None:
         """Release the environments."""
         self.envs.close()
+
+    def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
+        """Tasks from the family's distribution, ``[num_tasks, task_dim]``."""
+        return self.envs.sample_tasks(num_tasks, rng)
 
     def collect(
         self,
@@ -123,3 +151,20 @@ class Sampler:
                     break
         return Episodes(observations, actions, rewards, mask, log_probs)
 
+
+def make_sampler(config: Config, policy: GaussianMLPPolicy, num_tasks: int, episodes_per_task: int) -> SamplerBackend:
+    """The sampler ``config.sampler`` asks for: a local :class:`Sampler`, or a
+    :class:`~meta_rl.ray_sampler.RaySampler` (Ray is an optional extra: a clear error without it)."""
+    args = (config.env.id, config.env.kwargs, num_tasks, episodes_per_task, config.horizon, policy)
+    if config.sampler.backend == "ray":
+        try:
+            from meta_rl.ray_sampler import RaySampler
+        except ImportError as error:
+            raise ConfigError(f"sampler.backend: 'ray' needs Ray, which is not installed ({error}); install it with "
+                              "pip install -e '.[ray]'") from None
+        options = config.sampler
+        return RaySampler(*args, num_threads=config.sampler_threads, num_workers=options.num_workers,
+                          address=options.address, cpus_per_worker=options.cpus_per_worker,
+                          timeout_s=options.timeout_s, start_timeout_s=options.start_timeout_s,
+                          max_restarts=options.max_restarts)
+    return Sampler(*args, num_threads=config.sampler_threads)

@@ -31,7 +31,7 @@ from meta_rl.episodes import Episodes, masked_task_mean
 from meta_rl.meta_learner import MetaLearner, NonFiniteError
 from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_entropy, gaussian_kl
 from meta_rl.rollout import collect_and_adapt, make_policy
-from meta_rl.sampler import Sampler
+from meta_rl.sampler import make_sampler
 from meta_rl.streams import TRAINING
 
 
@@ -96,15 +96,7 @@ class Trainer:
         self.policy = make_policy(config)
         params = self.policy.init_params(self.generator)
         self.learner = MetaLearner(self.policy, params, config.inner, config.outer, self.device)
-        self.sampler = Sampler(
-            config.env.id,
-            config.env.kwargs,
-            config.meta_batch_size,
-            config.episodes_per_task,
-            config.horizon,
-            self.policy,
-            num_threads=config.sampler_threads,
-        )
+        self.sampler = make_sampler(config, self.policy, config.meta_batch_size, config.episodes_per_task)
         self.iteration = 0
         self.history: list[dict[str, float]] = []
         self._saved_iteration: int | None = None  # the iteration the checkpoint file holds, if this trainer wrote it
@@ -186,7 +178,7 @@ class Trainer:
         """Sample ``meta_batch_size`` tasks and, with the current meta-parameters, their support episodes (one
         batch per inner step, adapting in between) and the adapted policies' query episodes."""
         config, learner = self.config, self.learner
-        tasks = self.sampler.envs.sample_tasks(config.meta_batch_size, self.rng)
+        tasks = self.sampler.sample_tasks(config.meta_batch_size, self.rng)
         schedule = [learner.step_size(k) for k in range(config.inner.num_steps)]
         result = collect_and_adapt(self.sampler, self.policy, learner.params, tasks, schedule, config, config.seed,
                                    (TRAINING, self.iteration), self.device)
@@ -327,8 +319,8 @@ def train(source: str | Path | Config, run_dir: str | Path | None = None, overri
 
 
 RESUME_MAY_CHANGE = (
-    "iterations", "device", "torch_threads", "sampler_threads", "checkpoint_every", "snapshot_every", "eval_every",
-    "eval_tasks", "eval_grad_steps",
+    "iterations", "device", "torch_threads", "sampler_threads", "sampler", "checkpoint_every", "snapshot_every",
+    "eval_every", "eval_tasks", "eval_grad_steps",
 )
 """Config keys a resumed run may change: how long and where it runs, not what it learns."""
 

@@ -312,3 +312,18 @@ def test_episode_streams_refuse_bad_seeds_and_keys() -> None:
     again_seeds, again = EpisodeStreams(3, (1,)).draw([9], horizon=5, action_dim=2)
     assert seeds[1] == again_seeds[0] and noise.shape == (5, 2, 2) and noise.dtype == np.float32
     np.testing.assert_array_equal(noise[:, 1], again[:, 0])
+
+
+def test_the_ray_backend_without_ray_installed_says_what_to_install(monkeypatch) -> None:
+    import sys
+
+    from meta_rl.config import ConfigError, load_config
+    from meta_rl.rollout import make_policy
+    from meta_rl.sampler import make_sampler
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if it were not installed
+    monkeypatch.delitem(sys.modules, "meta_rl.ray_sampler", raising=False)
+    config = load_config("navigation-maml", ["sampler.backend=ray"])
+    with pytest.raises(ConfigError, match=r"sampler.backend: 'ray' needs Ray, which is not installed .*pip install "
+                                          r"-e '.\[ray\]'"):
+        make_sampler(config, make_policy(config), 2, 2)
