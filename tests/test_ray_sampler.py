@@ -123,7 +123,7 @@ class DyingShardWorker(ShardWorker):
         self.sampler.envs = ExitMidCollect(self.sampler.envs, at_step=5)
 
 
-def dying_first_worker(remote: RaySampler, index: int, *args) -> None:
+def dying_worker(remote: RaySampler, index: int, *args) -> None:
     """Replace worker ``index`` by one that dies mid-collect (its restarts are ordinary workers)."""
     ray.kill(remote.workers[index], no_restart=True)
     lo, hi = remote.shards[index]
@@ -156,16 +156,25 @@ def worker_args(config, policy, horizon: int) -> tuple:
     return config.env.id, config.env.kwargs, 2, horizon, spec, 1
 
 
-def test_a_worker_that_dies_mid_collect_is_restarted_and_its_shard_collected_again() -> None:
+@pytest.mark.parametrize(("fault", "failure"), [
+    ("dies", "Ray worker 1 (tasks 2-2) died during collect ("),
+    ("hangs", "Ray worker 1 (tasks 2-2) hung (no reply within 3 s of collect)"),
+])
+def test_a_worker_that_dies_mid_collect_or_hangs_is_restarted_and_its_shard_collected_again(
+        fault: str, failure: str) -> None:
     config, policy, params = batch_of("navigation-maml")
-    local, remote = samplers(config, policy, num_workers=2, timeout_s=60.0, max_restarts=2)
+    local, remote = samplers(config, policy, num_workers=2, timeout_s=3.0 if fault == "hangs" else 60.0,
+                             max_restarts=1)
     try:
         tasks = local.sample_tasks(3, np.random.default_rng(0))
-        dying_first_worker(remote, 1, *worker_args(config, policy, config.horizon))
+        if fault == "dies":
+            dying_worker(remote, 1, *worker_args(config, policy, config.horizon))
+        else:
+            hung_worker(remote, 1, started=True)
         streams = EpisodeStreams(0, (1,))
         batch = remote.collect(params, tasks, streams)
-        assert remote.restarts == 1
-        assert remote.failures[0].startswith("Ray worker 1 (tasks 2-2) died during collect (")
+        assert remote.restarts == len(remote.failures) >= 1
+        assert any(text.startswith(failure) for text in remote.failures), remote.failures
         assert_same_episodes(batch, local.collect(params, tasks, streams))
     finally:
         remote.close()
@@ -178,7 +187,7 @@ def test_without_restarts_a_dead_or_hung_worker_is_an_error_within_the_time_boun
                         timeout_s=5.0, max_restarts=0)
     try:
         tasks = remote.sample_tasks(3, np.random.default_rng(0))
-        dying_first_worker(remote, 0, *worker_args(config, policy, config.horizon))
+        dying_worker(remote, 0, *worker_args(config, policy, config.horizon))
         with pytest.raises(SamplerError, match=r"^Ray worker 0 \(tasks 0-1\) died during collect \(.*\); restarted 0 "
                                                r"time\(s\), sampler.max_restarts=0$"):
             remote.collect(params, tasks, EpisodeStreams(0, (1,)))
@@ -197,22 +206,6 @@ def test_without_restarts_a_dead_or_hung_worker_is_an_error_within_the_time_boun
         assert time.perf_counter() - start < 2.0 + 15.0
     finally:
         remote.close()
-
-
-def test_a_hung_worker_is_restarted() -> None:
-    config, policy, params = batch_of("navigation-maml")
-    local, remote = samplers(config, policy, num_workers=2, timeout_s=3.0, max_restarts=1)
-    try:
-        tasks = local.sample_tasks(3, np.random.default_rng(0))
-
-        hung_worker(remote, 1, started=True)
-        streams = EpisodeStreams(0, (2,))
-        batch = remote.collect(params, tasks, streams)
-        assert remote.failures == ["Ray worker 1 (tasks 2-2) hung (no reply within 3 s of collect)"]
-        assert_same_episodes(batch, local.collect(params, tasks, streams))
-    finally:
-        remote.close()
-        local.close()
 
 
 def test_more_workers_than_the_cluster_has_cpus_is_a_config_error() -> None:
