@@ -128,7 +128,7 @@ class RaySampler:
         if self._owns_cluster:
             # Ray starts its workers at niceness 15; these workers are the run's sampling, not background work.
             local = {} if address else {"_system_config": {"worker_niceness": 0}}
-            ray.init(address=address or None, include_dashboard=False, log_to_driver=False, **local)
+            ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, **local)
         self.shards = [(int(part[0]), int(part[-1]) + 1)
                        for part in np.array_split(np.arange(num_tasks), min(num_workers, num_tasks))]
         needed = len(self.shards) * cpus_per_worker

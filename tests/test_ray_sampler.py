@@ -250,3 +250,22 @@ def test_evaluate_and_adapt_on_ray_give_the_local_results(tmp_path, capsys) -> N
     capsys.readouterr()
     assert main(["evaluate", str(run_dir), "--sampler", "backend=dask"]) == 2
     assert "sampler.backend: 'dask' is not allowed; expected one of 'local', 'ray'" in capsys.readouterr().err
+
+
+def test_a_run_that_starts_its_own_cluster_trains_like_the_local_backend(tmp_path) -> None:
+    """`meta-rl train ... sampler.backend=ray` in a fresh process: the sampler starts a local cluster and stops it."""
+    import subprocess
+
+    from meta_rl.checkpoint import load_checkpoint
+
+    overrides = [*TINY, "iterations=2"]
+    command = [sys.executable, "-m", "meta_rl.cli", "train", "navigation-maml", *overrides, "sampler.backend=ray",
+               "sampler.num_workers=2", "--run-dir", str(tmp_path / "ray"), "--no-progress"]
+    subprocess.run(command, check=True, timeout=300, capture_output=True)
+    local = Trainer(load_config("navigation-maml", overrides), tmp_path / "local")
+    local.train(progress=False)
+    local.close()
+    state = load_checkpoint(tmp_path / "ray")
+    assert state["config"]["sampler"]["backend"] == "ray" and state["history"] == local.history
+    for name, value in local.learner.params.items():
+        assert torch.equal(state["learner"]["params"][name], value), name
