@@ -148,9 +148,13 @@ class RaySampler:
                                                          spec, num_threads)
         self.workers = [self._make_worker(lo, hi) for lo, hi in self.shards]
         self._starting: list[Any] = [worker.ready.remote() for worker in self.workers]  # None once it answered
-        self.restarts = 0  # workers restarted over the sampler's life
-        self.failures: list[str] = []  # what each restart recovered from
+        self.failures: list[str] = []  # what each restart recovered from, over the sampler's life
         self.last_collect = CollectStats()
+
+    @property
+    def restarts(self) -> int:
+        """Workers restarted over the sampler's life."""
+        return len(self.failures)
 
     def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
         """Tasks from the family's distribution, drawn on the driver."""
@@ -161,6 +165,8 @@ class RaySampler:
         """As :meth:`Sampler.collect`: the same episodes, collected by the workers."""
         if len(tasks) != self.num_tasks:
             raise ValueError(f"got {len(tasks)} tasks; this sampler was built for {self.num_tasks}")
+        if is_task_batched(params) and params["log_std"].shape[0] != self.num_tasks:
+            raise ValueError(f"parameters carry {params['log_std'].shape[0]} tasks; expected {self.num_tasks}")
         start = time.perf_counter()
         n = self.episodes_per_task
         episodes = np.arange(self.num_tasks * n) if episodes is None else np.asarray(episodes)
@@ -222,7 +228,6 @@ class RaySampler:
         lo, hi = self.shards[index]
         self.workers[index] = self._make_worker(lo, hi)
         self._starting[index] = self.workers[index].ready.remote()
-        self.restarts += 1
 
     def close(self) -> None:
         """Stop the workers (and the local cluster, if this sampler started it)."""

@@ -160,6 +160,8 @@ def make_sampler(config: Config, policy: GaussianMLPPolicy, num_tasks: int, epis
         try:
             from meta_rl.ray_sampler import RaySampler
         except ImportError as error:
+            if (error.name or "").partition(".")[0] != "ray":
+                raise
             raise ConfigError(f"sampler.backend: 'ray' needs Ray, which is not installed ({error}); install it with "
                               "pip install -e '.[ray]'") from None
         options = config.sampler

@@ -173,7 +173,7 @@ def test_a_worker_that_dies_mid_collect_or_hangs_is_restarted_and_its_shard_coll
             hung_worker(remote, 1, started=True)
         streams = EpisodeStreams(0, (1,))
         batch = remote.collect(params, tasks, streams)
-        assert remote.restarts == len(remote.failures) >= 1
+        assert remote.restarts >= 1
         assert any(text.startswith(failure) for text in remote.failures), remote.failures
         assert_same_episodes(batch, local.collect(params, tasks, streams))
     finally:
