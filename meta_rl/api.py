@@ -25,7 +25,7 @@ from meta_rl.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from meta_rl.config import Config, config_from_dict
+from meta_rl.config import Config, config_from_dict, merge_dicts
 from meta_rl.episodes import Episodes
 from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_sample
 from meta_rl.rollout import collect_and_adapt, make_policy
@@ -189,15 +189,16 @@ class MetaPolicy:
         """The same meta-policy in its family with some env keyword arguments changed (e.g. another start-state
         noise, to see what an env detail is worth without retraining); checked as a config's env kwargs are, so a
         bad name or value raises :class:`~meta_rl.config.ConfigError`."""
-        raw = dataclasses.asdict(self.config)
-        raw["env"]["kwargs"] = {**raw["env"]["kwargs"], **changes}
-        return MetaPolicy(config_from_dict(raw), self.params, self.step_sizes, self.iteration, self.checkpoint)
+        return self._with_config_changes({"env": {"kwargs": changes}})
 
     def with_sampler(self, **changes: Any) -> MetaPolicy:
         """The same meta-policy collecting with other ``sampler`` settings (e.g. ``backend="ray"``): the episodes,
         and so the results, are the same with any backend; checked as a config's are."""
-        raw = dataclasses.asdict(self.config)
-        raw["sampler"] = {**raw["sampler"], **changes}
+        return self._with_config_changes({"sampler": changes})
+
+    def _with_config_changes(self, changes: dict[str, Any]) -> MetaPolicy:
+        """The same parameters under the config with nested ``changes`` merged in, validated as any config is."""
+        raw = merge_dicts(dataclasses.asdict(self.config), changes)
         return MetaPolicy(config_from_dict(raw), self.params, self.step_sizes, self.iteration, self.checkpoint)
 
     def step_schedule(self, steps: int) -> list[StepSize]:
