@@ -102,6 +102,8 @@ class _TaskSamplingMixin:
     task_space: spaces.Box
     observe_task: ClassVar[bool] = False  # the observation includes the task (the oracle baselines' variants)
     plots_trajectories: ClassVar[bool] = False  # the first two observation entries are a position in the plane
+    reports_success: ClassVar[bool] = False  # each step's info has the benchmark's ``success`` flag (Meta-World)
+    max_envs_per_task: ClassVar[int | None] = None  # at most this many sub-envs per task; the rest run after them
 
     @property
     def task_dim(self) -> int:
@@ -117,6 +119,15 @@ class _TaskSamplingMixin:
         return rng.uniform(
             self.task_space.low, self.task_space.high, size=(num_tasks, *self.task_space.shape)
         ).astype(np.float64)
+
+    def sample_held_out_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
+        """Tasks to evaluate on, ``[num_tasks, *task_space.shape]``: the training distribution (drawn with a seed of
+        its own) unless the family has held-out tasks of its own, as benchmarks with a test split do."""
+        return self.sample_tasks(num_tasks, rng)
+
+    def held_out_task_set(self) -> np.ndarray | None:
+        """The family's fixed set of held-out tasks (a benchmark's test split), or None where it draws them."""
+        return None
 
     def _checked_num_tasks(self, num_tasks: Any, rng: Any) -> int:
         """``num_tasks`` as an int, after checking it and ``rng`` (a ``TypeError``/``ValueError`` naming them)."""

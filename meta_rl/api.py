@@ -34,6 +34,7 @@ from meta_rl.streams import EVALUATION
 
 ADAPTED_FORMAT = "meta_rl.adapted_policy"
 ADAPTED_VERSION = 1
+DEFAULT_HELD_OUT_TASKS = 40  # the MAML paper's number of test tasks, for families without a test split
 
 
 def maml_step_schedule(step_size: float, grad_steps: int) -> list[float]:
@@ -48,6 +49,7 @@ class AdaptationLog:
     returns: list[float] = field(default_factory=list)  # [steps + 1]; returns[k] = after k steps
     per_task: list[np.ndarray] = field(default_factory=list)  # [steps + 1] x [M]
     episodes: list[Episodes] = field(default_factory=list, repr=False)  # the batches the returns came from
+    successes: list[np.ndarray] | None = None  # [steps + 1] x [M]: success rate per task (Meta-World), else None
 
 
 class AdaptedPolicy:
@@ -260,11 +262,23 @@ class MetaPolicy:
             sampler.close()
         per_task = [returns.double().numpy() for returns in result.task_returns()]
         log = AdaptationLog([float(values.mean()) for values in per_task], per_task, result.batches)
+        successes = result.task_successes()
+        if successes is not None:
+            log.successes = [rates.double().numpy() for rates in successes]
         return result.params, log
 
     def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
         """Tasks from the family's distribution, ``[num_tasks, task_dim]``."""
         return self._family().sample_tasks(num_tasks, rng)
+
+    def sample_held_out_tasks(self, num_tasks: int | None, rng: np.random.Generator) -> np.ndarray:
+        """Tasks to evaluate on, ``[num_tasks, task_dim]``: the family's test split where it has one (None: all of
+        it), else drawn from its distribution with ``rng`` (None: the MAML paper's 40)."""
+        family = self._family()
+        fixed = family.held_out_task_set()
+        if num_tasks is None:
+            return fixed if fixed is not None else family.sample_held_out_tasks(DEFAULT_HELD_OUT_TASKS, rng)
+        return family.sample_held_out_tasks(num_tasks, rng)
 
     def check_tasks(self, tasks: Any) -> np.ndarray:
         """Given tasks (e.g. a fixed held-out set read from a file) as ``[M, task_dim]``, each checked against the

@@ -73,9 +73,11 @@ class EvaluationCallback(Callback):
         tick = time.perf_counter()
         meta = trainer.meta_policy()
         if self.tasks is None:
-            self.tasks = meta.sample_tasks(self.num_tasks, np.random.default_rng(self.seed))
+            self.tasks = meta.sample_held_out_tasks(self.num_tasks, np.random.default_rng(self.seed))
         _, log = meta.adapt_tasks(self.tasks, self.grad_steps, seed=self.seed)
         stats.update({f"heldout/step_{k}": value for k, value in enumerate(log.returns)})
+        for k, rates in enumerate(log.successes or []):
+            stats[f"heldout/success_step_{k}"] = float(rates.mean())
         stats["time/evaluation"] = time.perf_counter() - tick
         return None
 

@@ -260,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="returns after 0..k inner steps on held-out tasks")
     evaluate.add_argument("checkpoint", help="a run directory (its latest checkpoint) or a checkpoint file; with "
                           "--random, a preset or config file")
-    evaluate.add_argument("--tasks", type=int, help="held-out tasks to draw with --seed (default 40)")
+    evaluate.add_argument("--tasks", type=int, help="held-out tasks to draw with --seed (default 40; "
+                          "Meta-World: its test variations, all of them by default)")
     evaluate.add_argument("--task-file", metavar="JSON",
                           help="evaluate on the tasks in this file instead of drawn ones: a JSON list, or an object "
                                "with a \"tasks\" list; paper:cheetah-vel, paper:cheetah-dir and paper:navigation are "

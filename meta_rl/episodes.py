@@ -21,6 +21,7 @@ class Episodes:
     mask: Tensor  # [T, M, N], 1.0 for steps that belong to an episode
     log_probs: Tensor  # [T, M, N], log-density of the action under the behaviour policy
     advantages: Tensor | None = None  # [T, M, N], filled by baseline.compute_advantages
+    successes: Tensor | None = None  # [T, M, N], 1.0 where the benchmark's success flag was set (Meta-World)
     # task-major copies, each kept with the tensor it was made from, so a reassigned field is never served stale
     _task_major: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -42,6 +43,11 @@ class Episodes:
     def episode_returns(self) -> Tensor:
         """Undiscounted return of each episode, ``[M, N]``."""
         return self.rewards.sum(0)
+
+    def episode_successes(self) -> Tensor | None:
+        """Whether each episode succeeded (the flag set at any of its steps, as Meta-World defines it), ``[M, N]``
+        as 0.0 or 1.0; None for a family without a success flag."""
+        return None if self.successes is None else self.successes.amax(0)
 
     def mean_return(self) -> float:
         """Mean undiscounted return over all episodes."""

@@ -22,7 +22,6 @@ from meta_rl.config import Config
 from meta_rl_envs import family_class
 
 DEFAULT_SEED = 1_000_003  # held-out tasks: a stream no training seed (small integers) reaches
-DEFAULT_NUM_TASKS = 40  # the MAML paper's number of test tasks
 DEFAULT_EPISODES = 20  # episodes per task per step, as the MAML paper's half-cheetah tests sampled
 
 
@@ -53,7 +52,8 @@ def evaluate(
     """Adapt a trained meta-policy to held-out tasks and record returns after each step.
 
     :param checkpoint: a run directory or checkpoint file (or ``None`` with ``untrained``).
-    :param num_tasks: how many tasks to draw from the family with ``seed`` (default 40).
+    :param num_tasks: how many held-out tasks to draw with ``seed``: from the family's test split where it has one
+        (default: all of it, e.g. Meta-World ML1's 50), else from its distribution (default 40).
     :param seed: seeds the drawn tasks and the episodes.
     :param step_schedule: MAML's step size per step (default alpha, then alpha / 2); ignored for Meta-SGD,
         which uses its learned step sizes.
@@ -84,7 +84,7 @@ def evaluate(
         meta = meta.with_sampler(**sampler)
     schedule = list(step_schedule) if step_schedule is not None and meta.step_sizes is None else None
     if tasks is None:
-        tasks = meta.sample_tasks(num_tasks or DEFAULT_NUM_TASKS, np.random.default_rng(seed))
+        tasks = meta.sample_held_out_tasks(num_tasks, np.random.default_rng(seed))
     else:
         tasks = meta.check_tasks(tasks)
         if num_tasks is not None and num_tasks != len(tasks):
@@ -94,19 +94,13 @@ def evaluate(
     if progress:
         for step, value in enumerate(log.returns):
             print(f"step {step}: mean return {value:.2f}")
-    per_task = np.stack(log.per_task, axis=1)  # [num_tasks, k+1]
-    stderr = per_task.std(axis=0, ddof=1) / math.sqrt(num_tasks) if num_tasks > 1 else np.zeros(grad_steps + 1)
-    return {
+    result = {
         "env": meta.env_id,
         "algorithm": meta.config.inner.algorithm,
         "label": method_label(meta, untrained is not None),
         "tasks": np.asarray(tasks).tolist(),
         "task_file": None if task_file is None else str(task_file),
-        "returns": {
-            "mean": per_task.mean(axis=0).tolist(),
-            "stderr": stderr.tolist(),
-            "per_task": per_task.tolist(),
-        },
+        "returns": _over_tasks(log.per_task),
         "checkpoint": meta.checkpoint,
         "iteration": meta.iteration,
         "seed": seed,
@@ -116,23 +110,38 @@ def evaluate(
         "env_kwargs_changed": dict(env_kwargs or {}),
         "_batches": log.episodes,
     }
+    if log.successes is not None:
+        result["success"] = _over_tasks(log.successes)  # the share of each task's episodes that succeeded
+    return result
+
+
+def _over_tasks(per_step: list[np.ndarray]) -> dict[str, list]:
+    """A statistic's mean and standard error over tasks after each step, and its value per task ``[M][k + 1]``."""
+    per_task = np.stack(per_step, axis=1)  # [num_tasks, k+1]
+    num_tasks = len(per_task)
+    stderr = per_task.std(axis=0, ddof=1) / math.sqrt(num_tasks) if num_tasks > 1 else np.zeros(per_task.shape[1])
+    return {"mean": per_task.mean(axis=0).tolist(), "stderr": stderr.tolist(), "per_task": per_task.tolist()}
 
 
 def format_table(result: dict[str, Any]) -> str:
     """A terminal table: return (mean +- stderr over tasks) after each number of gradient steps."""
     source = result["checkpoint"] or "untrained policy"
+    success = result.get("success")  # families with a success flag: the share of episodes that succeeded
     lines = [
         f"{result['env']}  {result['label']}  {source} (iteration {result['iteration']})",
         f"{len(result['tasks'])} held-out tasks"
         + (f" from {result['task_file']}" if result.get("task_file") else "")
         + f", seed {result['seed']}, {result['episodes']} episodes per step",
-        f"{'grad steps':>10}  {'mean return':>12}  {'stderr':>8}",
+        f"{'grad steps':>10}  {'mean return':>12}  {'stderr':>8}" + f"  {'success':>8}  {'stderr':>8}" * bool(success),
     ]
     if result.get("env_kwargs_changed"):
         changed = ", ".join(f"{k}={v!r}" for k, v in result["env_kwargs_changed"].items())
         lines.insert(2, f"env kwargs changed from the training config's: {changed}")
     for k, (mean, err) in enumerate(zip(result["returns"]["mean"], result["returns"]["stderr"], strict=True)):
-        lines.append(f"{k:>10}  {mean:>12.2f}  {err:>8.2f}")
+        line = f"{k:>10}  {mean:>12.2f}  {err:>8.2f}"
+        if success:
+            line += f"  {success['mean'][k]:>8.3f}  {success['stderr'][k]:>8.3f}"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -205,6 +214,9 @@ def write_tensorboard(result: dict[str, Any], log_dir: str | Path) -> None:
         for step, (mean, err) in enumerate(zip(result["returns"]["mean"], result["returns"]["stderr"], strict=True)):
             writer.add_scalar("evaluation/return", mean, global_step=step)
             writer.add_scalar("evaluation/return_stderr", err, global_step=step)
+        if "success" in result:
+            for step, rate in enumerate(result["success"]["mean"]):
+                writer.add_scalar("evaluation/success", rate, global_step=step)
         writer.add_text("evaluation/table", "```\n" + format_table(result) + "\n```")
     finally:
         writer.close()

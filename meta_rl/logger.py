@@ -16,6 +16,10 @@ TAGS: dict[str, str] = {
     "heldout/step_K": "With eval_every: mean return on the eval_tasks held-out tasks after K inner steps (K = "
     "0..eval_grad_steps), each step on episodes_per_task fresh episodes, as `meta-rl evaluate` adapts; the same "
     "tasks and random streams at every evaluation.",
+    "success/step_K": "Families with a success flag (Meta-World): the share of episodes that succeeded (the flag "
+    "set at any step) before adaptation (K = 0) and after K inner steps, over the meta-batch.",
+    "heldout/success_step_K": "With eval_every, on families with a success flag: the held-out tasks' success rate "
+    "after K inner steps.",
     "losses/surrogate_before": "Outer surrogate loss before the meta-update.",
     "losses/surrogate_after": "Outer surrogate loss after the meta-update (equal to before if TRPO rejected).",
     "losses/kl": "Mean KL between the adapted policies before and after the meta-update.",
@@ -53,6 +57,8 @@ TAGS: dict[str, str] = {
 EVALUATE_TAGS: dict[str, str] = {
     "evaluation/return": "Mean return over the held-out tasks after K inner steps (x axis: K).",
     "evaluation/return_stderr": "Its standard error over tasks.",
+    "evaluation/success": "Families with a success flag (Meta-World): the held-out tasks' success rate after K "
+    "inner steps.",
     "evaluation/table": "The printed table, as text.",
 }
 

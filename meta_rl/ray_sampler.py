@@ -53,13 +53,18 @@ def _pack(batch: Episodes) -> dict[str, np.ndarray]:
     """The arrays a worker sends back; the mask travels as bytes (it is 0 or 1) and is restored exactly."""
     arrays = {name: getattr(batch, name).numpy() for name in FIELDS}
     arrays["mask"] = arrays["mask"].astype(np.bool_)
+    if batch.successes is not None:
+        arrays["successes"] = batch.successes.numpy().astype(np.bool_)
     return arrays
 
 
 def _unpack(parts: list[dict[str, Any]]) -> Episodes:
     """One batch from the shards' arrays, joined along the task dimension (``[T, M, N, ...]``: axis 1)."""
-    joined = {name: torch.from_numpy(np.concatenate([part[name] for part in parts], axis=1)) for name in FIELDS}
-    joined["mask"] = joined["mask"].to(torch.float32)
+    names = [*FIELDS, "successes"] if "successes" in parts[0] else FIELDS
+    joined = {name: torch.from_numpy(np.concatenate([part[name] for part in parts], axis=1)) for name in names}
+    for flags in ("mask", "successes"):
+        if flags in joined:
+            joined[flags] = joined[flags].to(torch.float32)
     return Episodes(**joined)
 
 

@@ -71,6 +71,13 @@ class Adaptation:
         """Mean undiscounted return per task ``[M]`` of each batch: after 0, 1, ... steps."""
         return [batch.episode_returns().mean(dim=1) for batch in self.batches]
 
+    def task_successes(self) -> list[torch.Tensor] | None:
+        """Success rate per task ``[M]`` of each batch (the share of its episodes that succeeded), or None for a
+        family without a success flag."""
+        if self.batches[0].successes is None:
+            return None
+        return [batch.episode_successes().mean(dim=1) for batch in self.batches]
+
     @property
     def env_steps(self) -> int:
         """Valid environment steps sampled."""

@@ -77,14 +77,17 @@ class Sampler:
         policy: GaussianMLPPolicy,
         num_threads: int | None = None,
     ) -> None:
-        from meta_rl_envs import make_task_vec
+        from meta_rl_envs import family_class, make_task_vec
 
         self.num_tasks = num_tasks
         self.episodes_per_task = episodes_per_task
         self.horizon = horizon
         self.policy = policy
+        family = family_class(env_id)
+        self.reports_success = family.reports_success
+        self.envs_per_task = _envs_per_task(episodes_per_task, family.max_envs_per_task)
         self.envs = make_task_vec(
-            env_id, num_tasks * episodes_per_task, max_episode_steps=horizon, num_threads=num_threads, **env_kwargs
+            env_id, num_tasks * self.envs_per_task, max_episode_steps=horizon, num_threads=num_threads, **env_kwargs
         )
 
     def close(self) -> None:
@@ -119,37 +122,58 @@ class Sampler:
         episodes = np.arange(num_tasks * num_eps) if episodes is None else np.asarray(episodes)
         if episodes.shape != (num_tasks * num_eps,):
             raise ValueError(f"got {len(episodes)} episode indices; this sampler steps {num_tasks * num_eps}")
-        obs_dim, action_dim = self.policy.obs_dim, self.policy.action_dim
+        action_dim = self.policy.action_dim
         seeds, noise = streams.draw(episodes, horizon, action_dim)  # noise [T, M*N, A]
         noise = torch.from_numpy(noise).view(horizon, num_tasks, num_eps, action_dim)
+        seeds = np.asarray(seeds).reshape(num_tasks, num_eps)
 
-        self.envs.set_tasks(np.repeat(np.asarray(tasks), num_eps, axis=0))
-        obs, _ = self.envs.reset(seed=seeds)
-
-        observations = torch.zeros(horizon, num_tasks, num_eps, obs_dim)
-        actions = torch.zeros(horizon, num_tasks, num_eps, action_dim)
-        rewards = torch.zeros(horizon, num_tasks, num_eps)
-        mask = torch.zeros(horizon, num_tasks, num_eps)
-        log_probs = torch.zeros(horizon, num_tasks, num_eps)
-        done = np.zeros(num_tasks * num_eps, dtype=bool)
-        freeze = getattr(self.envs.unwrapped, "set_active", None)  # batched MuJoCo: step only unfinished episodes
-
+        batch = Episodes(
+            observations=torch.zeros(horizon, num_tasks, num_eps, self.policy.obs_dim),
+            actions=torch.zeros(horizon, num_tasks, num_eps, action_dim),
+            rewards=torch.zeros(horizon, num_tasks, num_eps),
+            mask=torch.zeros(horizon, num_tasks, num_eps),
+            log_probs=torch.zeros(horizon, num_tasks, num_eps),
+            successes=torch.zeros(horizon, num_tasks, num_eps) if self.reports_success else None,
+        )
+        self.envs.set_tasks(np.repeat(np.asarray(tasks), self.envs_per_task, axis=0))
         with torch.no_grad(), _single_torch_thread():
-            for t in range(horizon):
-                obs_t = torch.as_tensor(obs, dtype=torch.float32).view(num_tasks, num_eps, obs_dim)
-                action, log_probs[t] = self.policy.sample(obs_t, params, noise[t])
-                observations[t] = obs_t
-                actions[t] = action
-                alive = torch.from_numpy(~done).view(num_tasks, num_eps)
-                mask[t] = alive
-                if freeze is not None:
-                    freeze(~done)
-                obs, reward, terminated, truncated, _ = self.envs.step(action.view(-1, action_dim).numpy())
-                rewards[t] = torch.as_tensor(reward, dtype=torch.float32).view(num_tasks, num_eps) * alive
-                done |= terminated | truncated
-                if done.all():
-                    break
-        return Episodes(observations, actions, rewards, mask, log_probs)
+            for start in range(0, num_eps, self.envs_per_task):  # episodes a family caps run in rounds
+                columns = slice(start, start + self.envs_per_task)
+                self._play(params, seeds[:, columns].reshape(-1).tolist(), noise[:, :, columns], batch, columns)
+        return batch
+
+    def _play(self, params: Params, seeds: list[int], noise: torch.Tensor, batch: Episodes, columns: slice) -> None:
+        """One episode in each sub-env, written into episodes ``columns`` of every task in ``batch``."""
+        num_tasks, num_envs, action_dim = self.num_tasks, self.envs_per_task, self.policy.action_dim
+        obs, _ = self.envs.reset(seed=seeds)
+        done = np.zeros(num_tasks * num_envs, dtype=bool)
+        freeze = getattr(self.envs.unwrapped, "set_active", None)  # batched MuJoCo: step only unfinished episodes
+        for t in range(self.horizon):
+            obs_t = torch.as_tensor(obs, dtype=torch.float32).view(num_tasks, num_envs, -1)
+            action, batch.log_probs[t, :, columns] = self.policy.sample(obs_t, params, noise[t])
+            batch.observations[t, :, columns] = obs_t
+            batch.actions[t, :, columns] = action
+            alive = torch.from_numpy(~done).view(num_tasks, num_envs)
+            batch.mask[t, :, columns] = alive
+            if freeze is not None:
+                freeze(~done)
+            obs, reward, terminated, truncated, info = self.envs.step(action.reshape(-1, action_dim).numpy())
+            reward = torch.as_tensor(reward, dtype=torch.float32).view(num_tasks, num_envs)
+            batch.rewards[t, :, columns] = reward * alive
+            if batch.successes is not None and "success" in info:  # absent only on a step that resets every sub-env
+                success = torch.from_numpy(np.asarray(info["success"], dtype=bool)).view(num_tasks, num_envs)
+                batch.successes[t, :, columns] = success & alive
+            done |= terminated | truncated
+            if done.all():
+                break
+
+
+def _envs_per_task(episodes_per_task: int, cap: int | None) -> int:
+    """Sub-envs per task: every episode at once, or, where the family caps them, the most up to the cap that
+    divide the episodes into equal rounds."""
+    if cap is None or cap >= episodes_per_task:
+        return episodes_per_task
+    return max(k for k in range(1, cap + 1) if episodes_per_task % k == 0)
 
 
 def make_sampler(config: Config, policy: GaussianMLPPolicy, num_tasks: int, episodes_per_task: int) -> SamplerBackend:

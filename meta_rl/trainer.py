@@ -72,7 +72,7 @@ class MetaBatch:
 
     supports: list[Episodes]  # one batch per inner step, on the update device
     query: Episodes  # the adapted policies' episodes
-    returns: dict[str, float]  # returns/step_k: mean return of each batch
+    returns: dict[str, float]  # returns/step_k: mean return of each batch (and success/step_k where reported)
     diagnostics: dict[str, float]  # adaptation/* and policy/entropy: how the inner steps changed the policy
     timings: dict[str, float]  # seconds spent sampling and adapting
     env_steps: int
@@ -184,6 +184,8 @@ class Trainer:
                                    (TRAINING, self.iteration), self.device)
         task_returns = result.task_returns()
         returns = {f"returns/step_{k}": batch.mean_return() for k, batch in enumerate(result.batches)}
+        for k, rates in enumerate(result.task_successes() or []):
+            returns[f"success/step_{k}"] = rates.mean().item()
         diagnostics = adaptation_diagnostics(self.policy, learner.params, result.params, result.supports,
                                              task_returns)
         return MetaBatch(result.supports, result.query, returns, diagnostics, result.seconds, result.env_steps)
@@ -242,7 +244,7 @@ class Trainer:
                         f"checkpoint is {self.checkpoint_path if self.checkpoint_path.exists() else 'none'}"
                     ) from None
                 self.iteration += 1
-                self.history.append({k: v for k, v in stats.items() if k.startswith("returns/")})
+                self.history.append({k: v for k, v in stats.items() if k.startswith(("returns/", "success/"))})
                 if not run_callbacks(everyone, self, stats):
                     if self._saved_iteration != self.iteration:
                         self.save()

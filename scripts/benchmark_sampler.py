@@ -19,6 +19,11 @@ per env step is also split into the physics, the rest of the vector env's step a
     python scripts/benchmark_sampler.py --frame-skip 1                 # the paper's control rate (-paper presets)
     python scripts/benchmark_sampler.py --frame-skip 1 --env-kwarg speed_measure=centre_of_mass   # rllab's speed
     python scripts/benchmark_sampler.py --env all                      # every MuJoCo family, one after another
+    python scripts/benchmark_sampler.py --env meta_rl/MetaWorldML1-v0 --tasks 10 --episodes 2 --horizon 500
+
+Meta-World steps in Python (its observations and rewards are Python code per env), so there is no batched physics
+to compare with: its run times our sampler, our vector env replaying the sampler's actions, and Meta-World's own
+envs of the same tasks in Gymnasium's ``SyncVectorEnv`` replaying them too, interleaved.
 """
 
 from __future__ import annotations
@@ -198,6 +203,57 @@ def benchmark(env_id: str, env_kwargs: dict[str, Any], args: argparse.Namespace,
     return float(np.median(ratios))
 
 
+def metaworld_reference(env_id: str, env_kwargs: dict[str, Any], tasks: np.ndarray, horizon: int
+                        ) -> gymnasium.vector.SyncVectorEnv:
+    """Meta-World's own envs of ``tasks`` (the benchmark's ``Task`` objects set on them) in Gymnasium's
+    ``SyncVectorEnv``, truncated at ``horizon``: the same work as ours without our wrapper."""
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+    lookup = gymnasium.make(env_id, **env_kwargs).unwrapped.variations.lookup
+
+    def maker(task: np.ndarray) -> Callable[[], gymnasium.Env]:
+        def make() -> gymnasium.Env:
+            name, metaworld_task = lookup[task.tobytes()]
+            env = ALL_V3_ENVIRONMENTS[name]()
+            env.set_task(metaworld_task)
+            return gymnasium.wrappers.TimeLimit(env, horizon)
+        return make
+
+    return gymnasium.vector.SyncVectorEnv([maker(task) for task in tasks])
+
+
+def benchmark_python_stepped(env_id: str, env_kwargs: dict[str, Any], args: argparse.Namespace) -> float:
+    """Measure and print a family stepped in Python (Meta-World); returns our sampler's share of Meta-World's own
+    envs in ``SyncVectorEnv`` on the same tasks and actions."""
+    collector, params, task_batch = make_sampler(
+        env_id, env_kwargs, args.tasks, args.episodes, args.horizon, 1, [100, 100]
+    )
+    num_envs = collector.envs.num_envs
+    print(f"{env_id}: {args.tasks} tasks x {args.episodes} episodes x {args.horizon} steps, {num_envs} sub-envs "
+          f"({collector.envs_per_task} per task; a task's episodes in turn), env kwargs {env_kwargs or 'defaults'}\n")
+    theirs = metaworld_reference(env_id, env_kwargs, np.repeat(task_batch, collector.envs_per_task, axis=0),
+                                 args.horizon)
+    runs: dict[str, list[float]] = {"ours": [], "env": [], "theirs": []}
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        batch = collector.collect(params, task_batch, EpisodeStreams(1, (0,)))
+        runs["ours"].append(batch.num_steps / (time.perf_counter() - start))
+        actions = batch.actions[:, :, : collector.envs_per_task].reshape(args.horizon, num_envs, -1).numpy()
+        runs["env"].append(vector_env(collector.envs, 0, actions))
+        runs["theirs"].append(vector_env(theirs, 0, actions))
+    collector.close()
+    theirs.close()
+    medians = {key: float(np.median(values)) for key, values in runs.items()}
+    print(f"median of {args.repeats} interleaved repeats (range)\n")
+    print(f"{'':52s} {'env steps/s':>12s} {'of theirs':>10s}   range")
+    for key, name in (("ours", "our sampler, policy in the loop"), ("env", "our vector env, same actions"),
+                      ("theirs", "Meta-World's envs in SyncVectorEnv, same actions")):
+        print(f"{name:52s} {medians[key]:12.0f} {medians[key] / medians['theirs']:10.1%}   "
+              f"{min(runs[key]):.0f} to {max(runs[key]):.0f}")
+    print()
+    return medians["ours"] / medians["theirs"]
+
+
 def main() -> None:
     keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -227,6 +283,9 @@ def main() -> None:
         env_kwargs["frame_skip"] = args.frame_skip
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
           f"{torch.__version__} ({torch.get_num_threads()} threads), mujoco {mujoco.__version__}\n")
+    if args.env != "all" and gymnasium.spec(args.env).vector_entry_point is None:  # no native env: Meta-World
+        benchmark_python_stepped(args.env, env_kwargs, args)
+        return
     shares = {env_id: benchmark(env_id, env_kwargs, args, threads)
               for env_id in (MUJOCO_FAMILIES if args.env == "all" else [args.env])}
     if len(shares) > 1:

@@ -17,7 +17,10 @@ ANT_PRESETS = sorted(f"ant-{family}-{method}" for family in ("vel", "dir", "goal
 PARAMS_PRESETS = sorted(f"{body}-params-{method}" for body in ("walker2d", "hopper")
                         for method in ("maml", "promp", "pretrained", "oracle"))
 HUMANOID_PRESETS = [f"humanoid-dir-{method}" for method in ("maml", "oracle", "pretrained", "promp")]
+METAWORLD_PRESETS = sorted([*(f"metaworld-ml1-{task}-{method}" for task in ("reach", "push", "pick-place")
+                              for method in ("maml", "promp")), "metaworld-ml10-maml", "metaworld-ml10-promp"])
 PRESETS = sorted([*CHEETAH_PRESETS, *PROMP_PRESETS, *ANT_PRESETS, *PARAMS_PRESETS, *HUMANOID_PRESETS,
+                  *METAWORLD_PRESETS,
                   *(f"navigation-{name}" for name in ("maml", "maml-adam", "maml-paper", "metasgd", "metasgd-adam",
                                                       "metasgd-paper", "oracle", "oracle-paper", "pretrained",
                                                       "pretrained-paper"))])

@@ -6,7 +6,15 @@ import dataclasses
 import re
 
 import pytest
-from helpers import ANT_PRESETS, CHEETAH_PRESETS, HUMANOID_PRESETS, PARAMS_PRESETS, PRESETS, PROMP_PRESETS
+from helpers import (
+    ANT_PRESETS,
+    CHEETAH_PRESETS,
+    HUMANOID_PRESETS,
+    METAWORLD_PRESETS,
+    PARAMS_PRESETS,
+    PRESETS,
+    PROMP_PRESETS,
+)
 
 from meta_rl.config import (
     Config,
@@ -51,6 +59,19 @@ def test_locomotion_presets_have_the_maml_papers_batch_and_the_default_estimator
     assert config.policy.hidden_sizes == [100, 100] and config.policy.activation == "relu"
     assert config.inner.num_steps == (0 if baseline else 1) and config.inner.step_size == 0.1
     assert config.inner.estimator == "lvc"
+    assert config.outer.optimizer == ("promp" if name.endswith("promp") else "trpo")
+
+
+@pytest.mark.parametrize("name", METAWORLD_PRESETS)
+def test_metaworld_presets_have_garages_batch_the_benchmarks_episodes_and_the_default_estimator(name):
+    config = load_config(name)
+    if name.startswith("metaworld-ml10"):
+        assert config.env.id == "meta_rl/MetaWorldML10-v0" and config.env.kwargs == {}
+    else:
+        task = name.removeprefix("metaworld-ml1-").rsplit("-", 1)[0]
+        assert config.env.id == "meta_rl/MetaWorldML1-v0" and config.env.kwargs == {"env_name": f"{task}-v3"}
+    assert (config.meta_batch_size, config.episodes_per_task, config.horizon) == (20, 10, 500)
+    assert config.inner.estimator == "lvc" and config.inner.num_steps == 1
     assert config.outer.optimizer == ("promp" if name.endswith("promp") else "trpo")
 
 
@@ -365,7 +386,8 @@ def test_empty_yaml_file_is_the_defaults(tmp_path):
 def test_to_yaml_round_trips(tmp_path, name):
     env_kwargs = {"navigation": "{goal_low: -1.0}", "cheetah": "{frame_skip: 2, reset_noise: rllab}",
                   "ant": "{frame_skip: 2, healthy_reward: 0.5}", "walker2d": "{frame_skip: 2}",
-                  "hopper": "{reset_noise_scale: 0.01}", "humanoid": "{healthy_reward: 4.0}"}[name.split("-")[0]]
+                  "hopper": "{reset_noise_scale: 0.01}", "humanoid": "{healthy_reward: 4.0}",
+                  "metaworld": "{benchmark_seed: 3}"}[name.split("-")[0]]
     config = load_config(name, [
         "outer.max_kl=0.02", "policy.hidden_sizes=[32, 16]", "inner.first_order=true",
         f"env.kwargs={env_kwargs}", "seed=11", "device=cpu", "gamma=1",
