@@ -104,6 +104,7 @@ class _TaskSamplingMixin:
     plots_trajectories: ClassVar[bool] = False  # the first two observation entries are a position in the plane
     reports_success: ClassVar[bool] = False  # each step's info has the benchmark's ``success`` flag (Meta-World)
     max_envs_per_task: ClassVar[int | None] = None  # at most this many sub-envs per task; the rest run after them
+    max_episode_steps: ClassVar[int | None] = None  # the env ends every episode by then (a longer horizon is an error)
 
     @property
     def task_dim(self) -> int:

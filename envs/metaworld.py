@@ -97,6 +97,7 @@ class MetaWorldEnv(gymnasium.Env, TaskEnvMixin):
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (Gymnasium convention)
     reports_success = True
+    max_episode_steps = EPISODE_STEPS
     max_envs_per_task = 1  # each env holds a whole MuJoCo model (about 24 MB with its meshes): a task's episodes
     # run one after another, which costs nothing when, as here, stepping is a Python loop
     benchmark: ClassVar[str]
@@ -147,8 +148,12 @@ class MetaWorldEnv(gymnasium.Env, TaskEnvMixin):
         return _draw(self.variations.train, self._checked_num_tasks(num_tasks, rng), rng)
 
     def sample_held_out_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
-        """``num_tasks`` of the benchmark's test variations, without repeats while there are enough."""
-        return _draw(self.variations.test, self._checked_num_tasks(num_tasks, rng), rng)
+        """``num_tasks`` of the benchmark's test variations, without repeats (at most all of them)."""
+        num_tasks = self._checked_num_tasks(num_tasks, rng)
+        if num_tasks > len(self.variations.test):
+            raise ValueError(f"{describe_env(self)}: {num_tasks} held-out tasks asked for, but the "
+                             f"{self._benchmark_name()} benchmark has {len(self.variations.test)} test variations")
+        return _draw(self.variations.test, num_tasks, rng)
 
     def held_out_task_set(self) -> np.ndarray:
         """Every test variation of the benchmark (ML1: 50; ML10: 250, 50 per held-out environment)."""
@@ -177,8 +182,13 @@ class MetaWorldEnv(gymnasium.Env, TaskEnvMixin):
 
 
 def _draw(variations: np.ndarray, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
-    """``num_tasks`` rows of ``variations``, uniformly and without repeats unless more are asked for than exist."""
-    rows = rng.choice(len(variations), size=num_tasks, replace=num_tasks > len(variations))
+    """``num_tasks`` rows of ``variations``, uniformly: without repeats up to all of them, then every row once
+    (shuffled) and the rest drawn again."""
+    count = len(variations)
+    if num_tasks <= count:
+        rows = rng.choice(count, size=num_tasks, replace=False)
+    else:
+        rows = np.concatenate([rng.permutation(count), rng.choice(count, size=num_tasks - count)])
     return variations[rows].copy()
 
 

@@ -35,6 +35,12 @@ from meta_rl.streams import EVALUATION
 ADAPTED_FORMAT = "meta_rl.adapted_policy"
 ADAPTED_VERSION = 1
 DEFAULT_HELD_OUT_TASKS = 40  # the MAML paper's number of test tasks, for families without a test split
+HEAVY_TASKS_AT_ONCE = 50  # tasks adapted to together where a family caps its sub-envs (a model each: ~1.2 GB)
+
+
+def _numpy(values: list[torch.Tensor]) -> list[np.ndarray]:
+    """Per-task statistics as float64 arrays."""
+    return [value.double().numpy() for value in values]
 
 
 def maml_step_schedule(step_size: float, grad_steps: int) -> list[float]:
@@ -254,18 +260,30 @@ class MetaPolicy:
         schedule = self.step_schedule(steps) if schedule is None else list(schedule)
         if len(schedule) != steps:
             raise ValueError(f"the step-size schedule has {len(schedule)} entries; expected steps = {steps}")
-        sampler = make_sampler(self.config, self.policy, len(tasks), episodes)
-        params = {k: v.expand(len(tasks), *v.shape) for k, v in self.params.items()}
-        try:
-            result = collect_and_adapt(sampler, self.policy, params, tasks, schedule, self.config, seed, (EVALUATION,))
-        finally:
-            sampler.close()
-        per_task = [returns.double().numpy() for returns in result.task_returns()]
-        log = AdaptationLog([float(values.mean()) for values in per_task], per_task, result.batches)
-        successes = result.task_successes()
-        if successes is not None:
-            log.successes = [rates.double().numpy() for rates in successes]
-        return result.params, log
+        tasks = np.asarray(tasks)
+        # families with heavy sub-envs (Meta-World: a model each) adapt to a large task set a chunk at a time
+        chunk = len(tasks) if self._family().max_envs_per_task is None else HEAVY_TASKS_AT_ONCE
+        parts = []
+        for index, start in enumerate(range(0, len(tasks), chunk)):
+            part = tasks[start:start + chunk]
+            sampler = make_sampler(self.config, self.policy, len(part), episodes)
+            params = {k: v.expand(len(part), *v.shape) for k, v in self.params.items()}
+            key = (EVALUATION,) if index == 0 else (EVALUATION, index)  # each chunk's episodes from streams of its own
+            try:
+                parts.append(collect_and_adapt(sampler, self.policy, params, part, schedule, self.config, seed, key))
+            finally:
+                sampler.close()
+        if len(parts) == 1:
+            params, batches = parts[0].params, parts[0].batches
+        else:
+            params = {name: torch.cat([part.params[name] for part in parts]) for name in parts[0].params}
+            batches = [Episodes.join_tasks(list(step)) for step in zip(*(part.batches for part in parts), strict=True)]
+        per_task = [np.concatenate(step) for step in zip(*(_numpy(part.task_returns()) for part in parts), strict=True)]
+        log = AdaptationLog([float(values.mean()) for values in per_task], per_task, batches)
+        if parts[0].task_successes() is not None:
+            log.successes = [np.concatenate(step) for step in
+                             zip(*(_numpy(part.task_successes() or []) for part in parts), strict=True)]
+        return params, log
 
     def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:
         """Tasks from the family's distribution, ``[num_tasks, task_dim]``."""

@@ -63,6 +63,13 @@ class Episodes:
         tensors = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
         return Episodes(**{k: (v[:, tasks] if v is not None else None) for k, v in tensors.items()})
 
+    @classmethod
+    def join_tasks(cls, batches: list[Episodes]) -> Episodes:
+        """Batches of different tasks (the same horizon and episodes per task) as one, in order along dimension 1."""
+        names = [f.name for f in fields(cls) if f.init]
+        return cls(**{name: None if getattr(batches[0], name) is None
+                      else torch.cat([getattr(batch, name) for batch in batches], dim=1) for name in names})
+
     def select_episodes(self, episodes: slice | list[int]) -> Episodes:
         """Some episodes of every task only (episode dimension 2), e.g. ``select_episodes(slice(0, 5))``."""
         tensors = {f.name: getattr(self, f.name) for f in fields(self) if f.init}

@@ -13,6 +13,7 @@ from meta_rl.config import Config, ConfigError
 from meta_rl.episodes import Episodes
 from meta_rl.policy import GaussianMLPPolicy, Params, is_task_batched
 from meta_rl.streams import EpisodeStreams
+from meta_rl_envs.base import describe_env
 
 
 class SamplerBackend(Protocol):
@@ -51,11 +52,13 @@ def _single_torch_thread() -> Iterator[None]:
 
 
 class Sampler:
-    """Steps ``num_tasks * episodes_per_task`` sub-environments together for a fixed horizon.
+    """Steps ``num_tasks * episodes_per_task`` episodes together for a fixed horizon, one per sub-environment.
 
-    Sub-environment ``m * N + n`` runs episode ``n`` of task ``m``. Each sub-environment plays exactly one
-    episode per :meth:`collect`; after it ends (terminated or truncated) its steps are masked out, so the
-    Gymnasium autoreset step that follows is never counted or learned from.
+    Sub-environment ``m * N + n`` runs episode ``n`` of task ``m``, once per :meth:`collect`; after it ends
+    (terminated or truncated) its steps are masked out, so the Gymnasium autoreset step that follows is never
+    counted or learned from. A family whose sub-envs are heavy caps them per task (``max_envs_per_task``, K): then
+    there are ``M * K`` sub-envs and a task's episodes run K at a time, in rounds, each from its own streams (the
+    numbers differ from all at once only by the rounding of the policy's forward pass over a smaller batch).
 
     :param env_id: Gymnasium id of a task family.
     :param env_kwargs: keyword arguments for the environment.
@@ -83,9 +86,16 @@ class Sampler:
         self.episodes_per_task = episodes_per_task
         self.horizon = horizon
         self.policy = policy
-        family = family_class(env_id)
-        self.reports_success = family.reports_success
-        self.envs_per_task = _envs_per_task(episodes_per_task, family.max_envs_per_task)
+        try:
+            family = family_class(env_id)
+        except ValueError:  # an env registered some other way: a plain task env, no family attributes
+            family = None
+        self.reports_success = bool(getattr(family, "reports_success", False))
+        limit = getattr(family, "max_episode_steps", None)
+        if limit is not None and horizon > limit:
+            raise ValueError(f"horizon {horizon} is longer than {env_id}'s episodes, which end after {limit} steps; "
+                             f"use horizon <= {limit}")
+        self.envs_per_task = _envs_per_task(episodes_per_task, getattr(family, "max_envs_per_task", None))
         self.envs = make_task_vec(
             env_id, num_tasks * self.envs_per_task, max_episode_steps=horizon, num_threads=num_threads, **env_kwargs
         )
@@ -160,7 +170,10 @@ class Sampler:
             obs, reward, terminated, truncated, info = self.envs.step(action.reshape(-1, action_dim).numpy())
             reward = torch.as_tensor(reward, dtype=torch.float32).view(num_tasks, num_envs)
             batch.rewards[t, :, columns] = reward * alive
-            if batch.successes is not None and "success" in info:  # absent only on a step that resets every sub-env
+            if batch.successes is not None:
+                if "success" not in info:  # every sub-env that is alive sets it; a wrapper or autoreset mode lost it
+                    raise RuntimeError(f"{describe_env(self.envs.unwrapped)} reports success, but step {t}'s info "
+                                       f"has no 'success' (keys: {sorted(info)}); sample with autoreset NEXT_STEP")
                 success = torch.from_numpy(np.asarray(info["success"], dtype=bool)).view(num_tasks, num_envs)
                 batch.successes[t, :, columns] = success & alive
             done |= terminated | truncated
@@ -171,6 +184,8 @@ class Sampler:
 def _envs_per_task(episodes_per_task: int, cap: int | None) -> int:
     """Sub-envs per task: every episode at once, or, where the family caps them, the most up to the cap that
     divide the episodes into equal rounds."""
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise ValueError(f"a family's max_envs_per_task must be a positive int or None, got {cap!r}")
     if cap is None or cap >= episodes_per_task:
         return episodes_per_task
     return max(k for k in range(1, cap + 1) if episodes_per_task % k == 0)

@@ -19,7 +19,7 @@ from meta_rl.rollout import make_policy
 from meta_rl.sampler import Sampler
 from meta_rl.streams import EpisodeStreams
 from meta_rl.trainer import Trainer
-from meta_rl_envs.metaworld import EPISODE_STEPS, benchmark_variations
+from meta_rl_envs.metaworld import EPISODE_STEPS, MetaWorldEnv, benchmark_variations
 
 ML1 = "meta_rl/MetaWorldML1-v0"
 ML10 = "meta_rl/MetaWorldML10-v0"
@@ -32,6 +32,7 @@ def reach_expert(observation: np.ndarray, task: np.ndarray) -> np.ndarray:
     return action
 
 
+@pytest.mark.filterwarnings("ignore:.*Box observation space:UserWarning")  # Meta-World's own space
 def test_ml1_builds_passes_check_env_and_uses_the_benchmark_variations() -> None:
     env = gymnasium.make(ML1, env_name="reach-v3").unwrapped
     check_env(env, skip_render_check=True)
@@ -50,6 +51,7 @@ def metaworld_rand_vec(task: object) -> np.ndarray:
     return pickle.loads(task.data)["rand_vec"]  # type: ignore[attr-defined]
 
 
+@pytest.mark.filterwarnings("ignore:.*Box observation space:UserWarning")  # Meta-World's own space
 def test_ml10_tasks_index_ten_training_and_five_held_out_environments() -> None:
     env = gymnasium.make(ML10).unwrapped
     check_env(env, skip_render_check=True)
@@ -75,6 +77,11 @@ def test_the_same_seed_gives_the_same_tasks_and_first_observations() -> None:
         first.set_task(task)
         third.set_task(task)
         np.testing.assert_array_equal(first.reset(seed=1)[0], third.reset(seed=2)[0])
+    first.set_task(tasks[0])
+    fresh = first.reset()[0]
+    for _ in range(20):
+        first.step(first.action_space.sample())
+    np.testing.assert_array_equal(first.reset()[0], fresh)  # a used env starts the next episode as a fresh one
     other_seed = gymnasium.make(ML1, env_name="push-v3", benchmark_seed=1).unwrapped
     assert not np.array_equal(other_seed.variations.train, first.variations.train)
 
@@ -91,6 +98,14 @@ def test_bad_env_name_task_and_seed_are_clear_errors() -> None:
         env.set_task(near_one)
     with pytest.raises(ValueError, match="outside the task space"):
         env.set_task([5.0] * 6)
+    with pytest.raises(ValueError, match="60 held-out tasks asked for, but the ML1 reach-v3 benchmark has 50 test"):
+        env.sample_held_out_tasks(60, np.random.default_rng(0))
+    many = env.sample_tasks(70, np.random.default_rng(0))  # more than there are: each once, then repeats
+    assert len({row.tobytes() for row in many[:50]}) == 50
+    policy = make_policy(tiny_config())
+    with pytest.raises(ValueError, match="horizon 600 is longer than meta_rl/MetaWorldML1-v0's episodes, which end "
+                                         "after 500 steps"):
+        Sampler(ML1, {}, 2, 1, 600, policy)
 
 
 def test_vector_env_equals_single_envs_step_for_step_through_autoreset() -> None:
@@ -176,6 +191,7 @@ def test_sampler_runs_a_tasks_episodes_in_rounds_and_records_success_like_the_en
                 observation, reward, _, _, info = env.step(batch.actions[t, m, n].numpy())
                 assert batch.rewards[t, m, n].item() == pytest.approx(reward, rel=1e-6)
                 assert batch.successes[t, m, n].item() == float(info["success"])
+    assert batch.successes.sum() == 0  # a random policy does not reach in 12 steps: the flags below are set by hand
     restored = _unpack([_pack(batch.select_tasks(slice(0, 1))), _pack(batch.select_tasks(slice(1, 2)))])
     torch.testing.assert_close(restored.successes, batch.successes)  # the Ray backend carries it too
     sampler.close()
@@ -196,3 +212,40 @@ def test_training_logs_success_and_evaluate_reports_it_on_the_test_variations(tm
     assert all(np.asarray(task).tobytes() in test_split for task in result["tasks"])
     success = result["success"]
     assert len(success["mean"]) == len(success["stderr"]) == 2 and np.shape(success["per_task"]) == (3, 2)
+
+
+def test_success_flags_land_on_their_steps_episodes_and_tasks(monkeypatch) -> None:
+    """Steps of task 0 report success from an episode's 5th step on (task 1 never): the batch has them there."""
+    real_step = MetaWorldEnv.step
+    first_task: list[np.ndarray] = []
+
+    def step(self, action):
+        observation, reward, terminated, truncated, info = real_step(self, action)
+        info["success"] = bool(np.array_equal(self.task, first_task[0]) and self._env.curr_path_length >= 5)
+        return observation, reward, terminated, truncated, info
+
+    monkeypatch.setattr(MetaWorldEnv, "step", step)
+    policy = make_policy(tiny_config())
+    sampler = Sampler(ML1, {}, 2, 2, 8, policy)
+    tasks = sampler.sample_tasks(2, np.random.default_rng(1))
+    first_task.append(tasks[0])
+    batch = sampler.collect(policy.init_params(torch.Generator().manual_seed(0)), tasks, EpisodeStreams(0, (2,)))
+    expected = torch.zeros(8, 2, 2)
+    expected[4:, 0] = 1.0  # step t leaves the env at path length t + 1
+    torch.testing.assert_close(batch.successes, expected, rtol=0, atol=0)
+    assert batch.episode_successes().tolist() == [[1.0, 1.0], [0.0, 0.0]]
+    sampler.close()
+
+
+def test_a_large_task_set_is_adapted_to_a_chunk_at_a_time(monkeypatch) -> None:
+    import meta_rl.api as api
+
+    meta = api.MetaPolicy.untrained(tiny_config(horizon=6))
+    tasks = meta.sample_held_out_tasks(3, np.random.default_rng(0))
+    _, first_two = meta.adapt_tasks(tasks[:2], 1, episodes=1)
+    monkeypatch.setattr(api, "HEAVY_TASKS_AT_ONCE", 2)
+    params, log = meta.adapt_tasks(tasks, 1, episodes=1)
+    assert params["log_std"].shape[0] == 3 and log.episodes[0].num_tasks == 3 and len(log.per_task[1]) == 3
+    for step in range(2):  # the first chunk is the same adaptation as those two tasks alone
+        np.testing.assert_array_equal(log.per_task[step][:2], first_two.per_task[step])
+        np.testing.assert_array_equal(log.successes[step][:2], first_two.successes[step])

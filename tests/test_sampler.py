@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-import meta_rl_envs  # noqa: F401  (registers the meta_rl/ ids)
+import meta_rl_envs
 from meta_rl.episodes import Episodes
 from meta_rl.policy import GaussianMLPPolicy
 from meta_rl.sampler import Sampler
@@ -327,3 +327,37 @@ def test_the_ray_backend_without_ray_installed_says_what_to_install(monkeypatch)
     with pytest.raises(ConfigError, match=r"sampler.backend: 'ray' needs Ray, which is not installed .*pip install "
                                           r"-e '.\[ray\]'"):
         make_sampler(config, make_policy(config), 2, 2)
+
+
+@pytest.mark.parametrize(("env_id", "episodes", "cap", "per_round"), [
+    ("meta_rl/Navigation2D-v0", 4, 2, 2),
+    ("meta_rl/HalfCheetahVel-v0", 6, 4, 3),  # the most up to the cap that divide the episodes into equal rounds
+])
+def test_a_family_that_caps_its_sub_envs_plays_each_episode_from_its_own_streams_in_rounds(
+        monkeypatch, env_id, episodes, cap, per_round) -> None:
+    """Round r of a capped collect equals an uncapped collect of the same episodes (their collect-wide indices): the
+    same reset seeds, noise and columns. (Against all episodes at once it agrees only up to the rounding of the
+    policy's forward pass over a smaller batch, which a chaotic simulator then grows.)"""
+    family = meta_rl_envs.family_class(env_id)
+    env = gymnasium.make(env_id).unwrapped
+    policy = GaussianMLPPolicy(env.observation_space.shape[0], env.action_space.shape[0], (8,), "tanh")
+    params = policy.init_params(torch.Generator().manual_seed(0))
+    tasks = env.sample_tasks(3, np.random.default_rng(4))
+    reference = Sampler(env_id, {}, 3, per_round, 12, policy)
+    monkeypatch.setattr(family, "max_envs_per_task", cap)
+    rounds = Sampler(env_id, {}, 3, episodes, 12, policy)
+    assert (rounds.envs_per_task, rounds.envs.num_envs) == (per_round, 3 * per_round)
+    streams = EpisodeStreams(2, (0, 3))
+    got = rounds.collect(params, tasks, streams)
+    for start in range(0, episodes, per_round):
+        indices = np.array([m * episodes + start + j for m in range(3) for j in range(per_round)])
+        expected = reference.collect(params, tasks, streams, episodes=indices)
+        for name in ("observations", "actions", "rewards", "mask", "log_probs"):
+            torch.testing.assert_close(getattr(got, name)[:, :, start:start + per_round], getattr(expected, name),
+                                       rtol=0, atol=0)
+    assert not torch.equal(got.actions[:, :, 0], got.actions[:, :, per_round])  # the rounds are other episodes
+    reference.close()
+    rounds.close()
+    monkeypatch.setattr(family, "max_envs_per_task", 0)
+    with pytest.raises(ValueError, match="max_envs_per_task must be a positive int or None, got 0"):
+        Sampler(env_id, {}, 3, episodes, 12, policy)
