@@ -38,9 +38,10 @@ DEFAULT_HELD_OUT_TASKS = 40  # the MAML paper's number of test tasks, for famili
 HEAVY_TASKS_AT_ONCE = 50  # tasks adapted to together where a family caps its sub-envs (a model each: ~1.2 GB)
 
 
-def _numpy(values: list[torch.Tensor]) -> list[np.ndarray]:
-    """Per-task statistics as float64 arrays."""
-    return [value.double().numpy() for value in values]
+def _joined_per_task(chunks: list[Any]) -> list[np.ndarray]:
+    """A per-task statistic of each step (``[steps + 1]`` tensors ``[M_chunk]`` per chunk of tasks) as float64
+    arrays over all the chunks' tasks, in order."""
+    return [np.concatenate([values.double().numpy() for values in step]) for step in zip(*chunks, strict=True)]
 
 
 def maml_step_schedule(step_size: float, grad_steps: int) -> list[float]:
@@ -278,11 +279,11 @@ class MetaPolicy:
         else:
             params = {name: torch.cat([part.params[name] for part in parts]) for name in parts[0].params}
             batches = [Episodes.join_tasks(list(step)) for step in zip(*(part.batches for part in parts), strict=True)]
-        per_task = [np.concatenate(step) for step in zip(*(_numpy(part.task_returns()) for part in parts), strict=True)]
+        per_task = _joined_per_task([part.task_returns() for part in parts])
         log = AdaptationLog([float(values.mean()) for values in per_task], per_task, batches)
-        if parts[0].task_successes() is not None:
-            log.successes = [np.concatenate(step) for step in
-                             zip(*(_numpy(part.task_successes() or []) for part in parts), strict=True)]
+        successes = [part.task_successes() for part in parts]
+        if successes[0] is not None:
+            log.successes = _joined_per_task(successes)
         return params, log
 
     def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> np.ndarray:

@@ -59,13 +59,10 @@ def _pack(batch: Episodes) -> dict[str, np.ndarray]:
 
 
 def _unpack(parts: list[dict[str, Any]]) -> Episodes:
-    """One batch from the shards' arrays, joined along the task dimension (``[T, M, N, ...]``: axis 1)."""
-    names = [*FIELDS, "successes"] if "successes" in parts[0] else FIELDS
-    joined = {name: torch.from_numpy(np.concatenate([part[name] for part in parts], axis=1)) for name in names}
-    for flags in ("mask", "successes"):
-        if flags in joined:
-            joined[flags] = joined[flags].to(torch.float32)
-    return Episodes(**joined)
+    """One batch from the shards' arrays, joined along the task dimension; the flags back to 0.0/1.0 floats."""
+    shards = [Episodes(**{name: torch.from_numpy(array).to(torch.float32) if array.dtype == np.bool_
+                          else torch.from_numpy(array) for name, array in part.items()}) for part in parts]
+    return Episodes.join_tasks(shards)
 
 
 class ShardWorker:
