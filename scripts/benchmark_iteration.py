@@ -20,6 +20,10 @@ import sys
 import time
 from pathlib import Path
 
+import meta_rl  # noqa: F401  (before torch loads: meta_rl sets the OpenMP spin, see meta_rl/runtime.py)
+
+# isort: split
+
 import gymnasium
 import numpy as np
 import torch

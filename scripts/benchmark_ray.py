@@ -34,6 +34,10 @@ import platform
 import statistics
 import time
 
+import meta_rl  # noqa: F401  (before torch loads: meta_rl sets the OpenMP spin, see meta_rl/runtime.py)
+
+# isort: split
+
 import numpy as np
 import ray
 import torch

@@ -35,6 +35,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import meta_rl  # noqa: F401  (before torch loads: meta_rl sets the OpenMP spin, see meta_rl/runtime.py)
+
+# isort: split
+
 import gymnasium
 import mujoco
 import numpy as np

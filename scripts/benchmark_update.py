@@ -31,6 +31,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import meta_rl  # noqa: F401  (before torch loads: meta_rl sets the OpenMP spin, see meta_rl/runtime.py)
+
+# isort: split
+
 import torch
 
 from meta_rl.config import load_config, replace_validated
