@@ -9,7 +9,8 @@ AntGoal uses since its reward depends on the position). Contact forces (``cfrc_e
 
 The torso's velocity ``v`` is its free joint's (x, y) displacement over one env step divided by the step's
 duration. ``a`` is the action clipped to [-1, 1]^8 (what the simulator applies). Rewards, each with the squared
-control cost ``ctrl_cost_weight * |a|^2``:
+control cost ``ctrl_cost_weight * |a|^2`` (velocity and direction: 0.005, the MAML paper's, not Gymnasium's 0.5,
+under which an untrained policy's every step alive costs more than it earns, so falling early pays):
 
 - **velocity** (task: a target forward speed in [0, 3]): ``-|v_x - target| + healthy_reward - cost``;
 - **direction** (task: -1 or +1): ``direction * v_x + healthy_reward - cost``;
@@ -143,10 +144,11 @@ class _AntTaskEnv(WithoutWarmstart, AntEnv, TaskEnvMixin):
 
 
 class _Forward:
-    """Ant velocity and direction: a one-number task, Gymnasium's healthy reward and termination."""
+    """Ant velocity and direction: a one-number task, Gymnasium's healthy reward and termination, the MAML paper's
+    control cost weight."""
 
     defaults: ClassVar[dict[str, Any]] = {
-        "ctrl_cost_weight": 0.5, "healthy_reward": 1.0, "terminate_when_unhealthy": True,
+        "ctrl_cost_weight": 0.005, "healthy_reward": 1.0, "terminate_when_unhealthy": True,
         "exclude_current_positions_from_observation": True,
     }
 

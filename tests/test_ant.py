@@ -143,9 +143,9 @@ def test_rewards_are_the_documented_ones() -> None:
         velocity = (xy - qpos_before) / 0.05
         clipped_cost = np.square(np.clip(action, -1.0, 1.0)).sum()
         if env_id == VEL_ID:
-            expected = -abs(velocity[0] - 2.0) + 1.0 - 0.5 * clipped_cost
+            expected = -abs(velocity[0] - 2.0) + 1.0 - 0.005 * clipped_cost
         elif env_id == DIR_ID:
-            expected = -velocity[0] + 1.0 - 0.5 * clipped_cost
+            expected = -velocity[0] + 1.0 - 0.005 * clipped_cost
         else:
             expected = -np.abs(xy - [1.0, -2.0]).sum() - 0.1 * clipped_cost
         assert reward == pytest.approx(expected, rel=1e-12) and not terminated
