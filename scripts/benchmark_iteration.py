@@ -7,6 +7,11 @@ MAML-RL code): sampling task by task with Gymnasium's ``SyncVectorEnv`` of singl
 by task, and a TRPO update whose Fisher-vector products are double backward passes through the per-task KL
 gradients. Both sides use the same episodes sizes, seed, policy and hyper-parameters.
 
+Then the floor of our update and adaptation: each is split into its passes (building the analytic objective and the
+meta-gradient, one Fisher-vector product per conjugate-gradient step, one surrogate per line-search trial), each
+pass timed alone and its matrix-multiply FLOPs counted (``torch.utils.flop_counter``), against the machine's
+batched-matmul throughput on the hidden layer's shape: how far each phase is from what the matmuls alone need.
+
     python scripts/benchmark_iteration.py                       # navigation-maml, 5 + 2 iterations
     python scripts/benchmark_iteration.py navigation-metasgd --iterations 5 --reference-iterations 1
 """
@@ -18,6 +23,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import meta_rl  # noqa: F401  (before torch loads: meta_rl sets the OpenMP spin, see meta_rl/runtime.py)
@@ -27,6 +33,7 @@ import meta_rl  # noqa: F401  (before torch loads: meta_rl sets the OpenMP spin,
 import gymnasium
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 import meta_rl_envs
 from meta_rl.adaptation import adapt
@@ -36,6 +43,9 @@ from meta_rl.policy import GaussianMLPPolicy, Params
 from meta_rl.rollout import process
 from meta_rl.runtime import keep_freed_memory
 from meta_rl.trainer import Trainer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_update import matmul_gflops, seconds
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the per-task reference: a test oracle
 from reference import per_task_trpo_update
@@ -100,12 +110,68 @@ def reference_iteration(trainer: Trainer) -> dict[str, float]:
     return timings
 
 
+def matmul_flops(fn: Callable[[], object]) -> float:
+    """Matrix-multiply FLOPs of one call of ``fn`` (what torch's FLOP counter counts: mm, bmm, addmm, ...)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def print_floor(trainer: Trainer, stats: list[dict[str, float]]) -> None:
+    """Time and count the passes of one update and one adaptation on a fresh meta-batch; print them against the
+    matmul floor (FLOPs / measured batched-matmul throughput)."""
+    config, learner = trainer.config, trainer.learner
+    if config.outer.fvp != "analytic" or config.outer.fvp_subsample < 1:
+        print("\n(the floor covers the exact analytic update: outer.fvp=analytic, outer.fvp_subsample=1)")
+        return
+    batch = trainer.sample_meta_batch()
+    supports, query = batch.supports, batch.query
+    algorithm = learner.algorithm
+    vector = torch.randn(sum(t.numel() for t in learner.meta_parameters()))
+    objective = algorithm.analytic_objective(supports, query)
+
+    def gradient() -> None:
+        algorithm.analytic_objective(supports, query).meta_gradient()
+
+    def trial() -> None:
+        with torch.no_grad():
+            learner.surrogate(supports, query)
+
+    def adaptation() -> None:
+        with torch.no_grad():
+            learner.adapt(supports)
+
+    trials = 1.0 + float(np.mean([row["trpo/backtracks"] for row in stats]))
+    passes = [("objective + meta-gradient", 1.0, gradient), ("Fisher-vector product (CG step)",
+              float(config.outer.cg_iters), lambda: objective(vector)), ("line-search trial", trials, trial)]
+    width = max(config.policy.hidden_sizes)
+    samples = query.observations.shape[0] * query.observations.shape[2]
+    gflops = matmul_gflops(config.meta_batch_size, samples, width, torch.device("cpu"))
+    print(f"\nfloor (bmm [{config.meta_batch_size}, {samples}, {width}] x [{width}, {width}]: {gflops:.0f} GFLOP/s)")
+    print(f"{'pass':34s} {'count':>6s} {'ms each':>8s} {'GFLOP':>7s} {'floor ms':>9s} {'x floor':>8s}")
+    total = floor_total = 0.0
+    for name, count, fn in passes:
+        each, flops = seconds(fn, 3, torch.device("cpu")), matmul_flops(fn)
+        floor = flops / (gflops * 1e9)
+        total, floor_total = total + count * each, floor_total + count * floor
+        print(f"{name:34s} {count:6.1f} {each * 1e3:8.1f} {flops / 1e9:7.2f} {floor * 1e3:9.1f} {each / floor:7.1f}x")
+    measured = float(np.mean([row["time/outer_update"] for row in stats]))
+    print(f"{'update: sum of the passes':34s} {'':6s} {total * 1e3:8.1f} {'':7s} {floor_total * 1e3:9.1f} "
+          f"{total / floor_total:7.1f}x")
+    print(f"{'update as measured in training':34s} {'':6s} {measured * 1e3:8.1f} {'':7s} {'':9s} "
+          f"{measured / floor_total:7.1f}x")
+    each, flops = seconds(adaptation, 3, torch.device("cpu")), matmul_flops(adaptation)
+    print(f"{'adaptation (inner step, no graph)':34s} {1.0:6.1f} {each * 1e3:8.1f} {flops / 1e9:7.2f} "
+          f"{flops / gflops / 1e6:9.1f} {each / (flops / (gflops * 1e9)):7.1f}x")
+
+
 def main() -> None:
     keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("preset", nargs="?", default="navigation-maml")
     parser.add_argument("--iterations", type=int, default=5, help="timed iterations of ours (after 1 warm-up)")
     parser.add_argument("--reference-iterations", type=int, default=2, help="timed iterations of the reference")
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor analysis of the update")
     parser.add_argument("overrides", nargs="*", default=[], metavar="key=value")
     args = parser.parse_args()
     if "=" in args.preset:  # only overrides were given
@@ -123,7 +189,6 @@ def main() -> None:
     trainer.train_iteration()  # warm-up
     ours = [trainer.train_iteration() for _ in range(args.iterations)]
     reference = [reference_iteration(trainer) for _ in range(args.reference_iterations)]
-    trainer.close()
 
     def mean(rows: list[dict], key: str) -> float:
         return float(np.mean([r[key] for r in rows]))
@@ -138,6 +203,9 @@ def main() -> None:
         print(f"{key:28s} {our[key]:10.3f} {ref[key]:10.3f} {ref[key] / our[key]:8.1f}x")
     print(f"{'env steps per second':28s} {our_steps:10.0f} {ref_steps:10.0f} {our_steps / ref_steps:8.1f}x")
     print(f"(meta_rl: mean of {args.iterations} iterations after a warm-up; reference: {args.reference_iterations})")
+    if not args.no_floor:
+        print_floor(trainer, ours)
+    trainer.close()
 
 
 if __name__ == "__main__":
