@@ -2,7 +2,7 @@
 
 Parameters live in a plain ``dict[str, Tensor]``. The initial (meta) parameters have their natural shapes;
 adapted parameters have a leading task dimension ``[M, ...]``, and then observations are ``[M, ..., obs_dim]``
-and every layer is one batched matmul over all tasks (``torch.baddbmm``) instead of a loop.
+and every layer is one batched matmul over all tasks (``torch.bmm``) instead of a loop.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class GaussianMLPPolicy:
         x = obs.reshape(num_tasks, -1, obs.shape[-1])  # [M, B, obs_dim]
         for i, name in enumerate(self.layer_names):
             weight, bias = params[f"{name}.weight"], params[f"{name}.bias"]  # [M, out, in], [M, out]
-            x = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+            x = torch.bmm(x, weight.transpose(1, 2)).add_(bias.unsqueeze(1))  # not baddbmm: it copies the bias first
             if i < len(self.layer_names) - 1:
                 x = self._act(x)
         mean = x.reshape(num_tasks, *batch_shape, self.action_dim)
