@@ -15,7 +15,9 @@ from typing import Any
 import torch
 
 FORMAT = "meta_rl.checkpoint"
-VERSION = 1
+VERSION = 2
+"""2: the ant velocity and direction families' control cost default became 0.005 (2026-12-02); a version-1 file
+was trained with 0.5 (:data:`VERSION_1_ENV_DEFAULTS`). Version-1 files still load."""
 CHECKPOINT_NAME = "checkpoint.pt"
 SNAPSHOT_PREFIX = "checkpoint-"
 """A kept iteration's checkpoint is ``checkpoint-ITERATION.pt`` (:func:`snapshot_name`)."""
@@ -24,6 +26,14 @@ SNAPSHOT_PREFIX = "checkpoint-"
 ADDED_CONFIG_KEYS: dict[tuple[str, str], Any] = {("inner", "estimator"): "maml"}
 """Config keys added after checkpoints were first written, with the value those checkpoints were trained with (the
 only behaviour there was); a default that later changes must not change what an old run resumes or evaluates as."""
+
+
+VERSION_1_ENV_DEFAULTS: dict[str, dict[str, Any]] = {
+    env_id: {"ctrl_cost_weight": 0.5}
+    for env_id in ("meta_rl/AntVel-v0", "meta_rl/AntDir-v0", "meta_rl/AntVelOracle-v0", "meta_rl/AntDirOracle-v0")
+}
+"""Env keyword defaults that changed after version-1 files were written, with the value those files were trained
+with: loading fills them in where a file did not set them, so an old run resumes and evaluates as it trained."""
 
 
 def snapshot_name(iteration: int) -> str:
@@ -87,9 +97,9 @@ def load_checkpoint(
         raise CheckpointError(
             f"{str(path)!r} is not a meta_rl checkpoint of kind {file_format!r} (its format marker is {found!r})"
         )
-    if state.get("version") != version:
+    if state.get("version") not in range(1, version + 1):
         raise CheckpointError(
-            f"checkpoint {str(path)!r} has format version {state.get('version')!r}; this meta_rl reads {version}"
+            f"checkpoint {str(path)!r} has format version {state.get('version')!r}; this meta_rl reads 1 to {version}"
         )
     missing = [key for key in required if key not in state]
     if missing:
@@ -98,7 +108,23 @@ def load_checkpoint(
         for (section, key), value in ADDED_CONFIG_KEYS.items():
             if isinstance(state["config"].get(section), dict):
                 state["config"][section].setdefault(key, value)
+    if state["version"] == 1:
+        _fill_version_1_env_defaults(state)
+        state["version"] = version
     return state
+
+
+def _fill_version_1_env_defaults(state: dict[str, Any]) -> None:
+    """Write :data:`VERSION_1_ENV_DEFAULTS` into a version-1 file's env keywords (a training checkpoint's
+    ``config.env``, or an adapted policy's ``env_id`` and ``env_kwargs``), where the file did not set them."""
+    env = state["config"].get("env") if isinstance(state.get("config"), dict) else None
+    if isinstance(env, dict):
+        env_id, kwargs = env.get("id"), env.setdefault("kwargs", {})
+    else:
+        env_id, kwargs = state.get("env_id"), state.setdefault("env_kwargs", {})
+    if isinstance(kwargs, dict):
+        for key, value in VERSION_1_ENV_DEFAULTS.get(env_id, {}).items():
+            kwargs.setdefault(key, value)
 
 
 def _load_failure(error: Exception) -> str:

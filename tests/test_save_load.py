@@ -13,6 +13,7 @@ import pytest
 import torch
 from helpers import TINY
 
+from meta_rl.api import ADAPTED_FORMAT, ADAPTED_VERSION
 from meta_rl.checkpoint import (
     CHECKPOINT_NAME,
     FORMAT,
@@ -284,8 +285,39 @@ def test_torch_file_that_is_not_a_meta_rl_checkpoint(tmp_path, content):
 def test_other_format_version(tmp_path):
     path = tmp_path / "future.pt"
     torch.save({**_checkpoint_like({}), "version": 99}, path)
-    with pytest.raises(CheckpointError, match=ordered(str(path), "version 99", f"reads {VERSION}")):
+    with pytest.raises(CheckpointError, match=ordered(str(path), "version 99", f"reads 1 to {VERSION}")):
         load_checkpoint(path)
+
+
+def _ant_checkpoint(env_id: str, kwargs: dict, version: int) -> dict:
+    config = Config().to_dict()
+    config["env"] = {"id": env_id, "kwargs": dict(kwargs)}
+    return {**_checkpoint_like({}), "config": config, "version": version}
+
+
+@pytest.mark.parametrize("env_id, kwargs, version, expected", [
+    ("meta_rl/AntVel-v0", {}, 1, {"ctrl_cost_weight": 0.5}),  # trained before the default became 0.005
+    ("meta_rl/AntDirOracle-v0", {"frame_skip": 5}, 1, {"frame_skip": 5, "ctrl_cost_weight": 0.5}),
+    ("meta_rl/AntDir-v0", {"ctrl_cost_weight": 0.02}, 1, {"ctrl_cost_weight": 0.02}),  # set by the run: kept
+    ("meta_rl/AntVel-v0", {}, 2, {}),  # a version-2 file takes today's default
+    ("meta_rl/HalfCheetahVel-v0", {}, 1, {}),  # no default of it changed
+])
+def test_version_1_checkpoint_keeps_the_env_defaults_it_trained_with(tmp_path, env_id, kwargs, version, expected):
+    path = tmp_path / "old.pt"
+    torch.save(_ant_checkpoint(env_id, kwargs, version), path)
+    state = load_checkpoint(path)
+    assert state["config"]["env"]["kwargs"] == expected
+    assert state["version"] == VERSION  # upgraded: saving it again writes the current version with the filled value
+
+
+def test_version_1_adapted_policy_keeps_the_env_defaults_it_was_adapted_with(tmp_path):
+    """An adapted policy file names its env at the top level; version 1 there gets the same defaults."""
+    path = tmp_path / "adapted.pt"
+    torch.save({"format": ADAPTED_FORMAT, "version": 1, "params": {}, "policy": {}, "env_id": "meta_rl/AntDir-v0",
+                "env_kwargs": {}, "task": [1.0]}, path)
+    state = load_checkpoint(path, file_format=ADAPTED_FORMAT, version=ADAPTED_VERSION,
+                            required=("params", "policy", "env_id", "task"))
+    assert state["env_kwargs"] == {"ctrl_cost_weight": 0.5}
 
 
 def test_incomplete_checkpoint(tmp_path):
