@@ -9,8 +9,9 @@ at its peak stays reserved until it exits. Set ``META_RL_DEFAULT_MALLOC=1`` to l
 Torch's OpenMP threads (GNU libgomp) spin for 300,000 rounds after each parallel region before they sleep. Two
 trainings on the same cores then burn each other's CPU time spinning: :func:`limit_openmp_spinning`, called when
 ``meta_rl`` is imported, lowers the spin to 1,000 rounds unless the user chose a wait policy. libgomp reads it
-when torch loads, so it acts only where ``meta_rl`` is imported before ``torch``. Set ``META_RL_DEFAULT_OPENMP=1``
-to leave libgomp's defaults.
+when torch loads, so it acts only where ``meta_rl`` is imported before ``torch``, and only on a torch built with
+GNU libgomp (PyPI's Linux wheels; Intel's and LLVM's OpenMP runtimes ignore ``GOMP_SPINCOUNT``). Set
+``META_RL_DEFAULT_OPENMP=1`` to leave libgomp's defaults.
 """
 
 from __future__ import annotations

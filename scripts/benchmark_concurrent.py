@@ -3,8 +3,9 @@
 
 Each run is a separate process (what a user gets from two ``meta-rl train`` commands) that builds the preset's
 trainer, runs one warm-up iteration and times ``--iterations`` more. The runs of the concurrent phase start
-together and time the same iterations, so they overlap throughout. The slowdown printed is each concurrent
-run's seconds per iteration over the solo run's.
+together and time the same number of iterations, so they overlap for most of it (nothing holds a run that gets
+ahead; the wall time printed covers the whole phase). The slowdown printed is each concurrent run's seconds per
+iteration over the solo run's.
 
     python scripts/benchmark_concurrent.py                                # navigation-metasgd, 1 then 2 runs
     python scripts/benchmark_concurrent.py --env META_RL_DEFAULT_OPENMP=1  # libgomp's own spin (300,000 rounds)
@@ -47,6 +48,8 @@ def worker(preset: str, overrides: list[str], iterations: int) -> None:
         trainer.close()
     means = {phase: float(np.mean([row[f"time/{phase}"] for row in rows])) for phase in PHASES}
     spin = os.environ.get("GOMP_SPINCOUNT", "libgomp's default")
+    if "OMP_WAIT_POLICY" in os.environ:
+        spin = f"{spin}, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"
     print(json.dumps({"torch_threads": torch.get_num_threads(), "spin": spin, **means}), flush=True)
 
 

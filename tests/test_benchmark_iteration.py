@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +15,14 @@ TINY = ["meta_batch_size=2", "episodes_per_task=2", "horizon=10", "policy.hidden
 
 
 def run(script: str, *args: str) -> str:
+    """The script's output, run with no OpenMP settings of the caller's (so it gets meta_rl's own)."""
     command = [sys.executable, str(SCRIPTS / script), *args]
-    return subprocess.run(command, capture_output=True, text=True, check=True, timeout=300).stdout
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    return subprocess.run(command, capture_output=True, text=True, check=True, timeout=300, env=env).stdout
 
 
-def test_benchmark_iteration_prints_the_phases_and_the_floor_of_each_pass():
+def test_benchmark_iteration_prints_the_phases_and_the_floor_of_each_pass() -> None:
+    """Every phase and every pass of the floor is printed, with one Fisher-vector product per CG step."""
     out = run("benchmark_iteration.py", "navigation-maml", *TINY, "--iterations", "1", "--reference-iterations", "1")
     for row in ("sampling", "outer_update", "iteration", "env steps per second", "objective + meta-gradient",
                 "update: sum of the passes", "update as measured in training", "adaptation (inner step, no graph)"):
@@ -27,7 +31,8 @@ def test_benchmark_iteration_prints_the_phases_and_the_floor_of_each_pass():
     assert float(product.split(")")[1].split()[0]) == 3.0  # one product per CG step
 
 
-def test_the_floor_counts_a_batched_matmuls_flops_exactly():
+def test_the_floor_counts_a_batched_matmuls_flops_exactly() -> None:
+    """The FLOP counter counts 2 m k n for a bmm and nothing for elementwise work."""
     sys.path.insert(0, str(SCRIPTS))
     from benchmark_iteration import matmul_flops
 
@@ -35,7 +40,8 @@ def test_the_floor_counts_a_batched_matmuls_flops_exactly():
     assert matmul_flops(lambda: torch.bmm(a, b) + 1.0) == 2 * 3 * 50 * 16 * 7
 
 
-def test_benchmark_concurrent_times_one_run_then_two():
+def test_benchmark_concurrent_times_one_run_then_two() -> None:
+    """A solo phase, then two runs at once, each under meta_rl's OpenMP spin."""
     out = run("benchmark_concurrent.py", "navigation-maml", *TINY, "--iterations", "1")
     assert "GOMP_SPINCOUNT): 1000" in out  # the workers import meta_rl before torch, so they get its setting
     slowdown = next(line for line in out.splitlines() if line.startswith("slowdown"))

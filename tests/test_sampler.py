@@ -286,12 +286,15 @@ def test_freezing_ended_episodes_changes_no_valid_step(env_id: str, monkeypatch)
                                rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("hidden", [(8,), (64, 64)], ids=["small-matmul-path", "blas-path"])
 @pytest.mark.parametrize("num_eps, first_task", [(3, 2), (1, 3)])
-def test_any_split_of_a_collect_draws_the_same_episodes(make_sampler, num_eps: int, first_task: int) -> None:
+def test_any_split_of_a_collect_draws_the_same_episodes(make_sampler, num_eps: int, first_task: int,
+                                                       hidden: tuple[int, ...]) -> None:
     """Per-episode streams: the episodes of the last tasks collected alone (with their collect-wide indices) equal
     the same episodes collected with all four tasks, so how the episodes are shared out never changes the numbers.
-    A one-episode shard is one row through the policy, which BLAS rounds differently from a block of rows."""
-    policy = GaussianMLPPolicy(2, 2, (8,), "tanh")
+    A one-episode shard is one row through the policy, which BLAS rounds differently from a block of rows; torch
+    multiplies matrices under 400 multiply-adds itself, larger ones (64 wide) in BLAS."""
+    policy = GaussianMLPPolicy(2, 2, hidden, "tanh")
     params = policy.init_params(torch.Generator().manual_seed(0))
     tasks = np.array([[0.3, -0.2], [-0.4, 0.1], [0.2, 0.45], [-0.1, -0.35]])
     streams = EpisodeStreams(5, (0, 7, 1))
