@@ -34,7 +34,9 @@ def baseline_features(observations: Tensor, mask: Tensor) -> Tensor:
 def fit_linear_baseline(episodes: Episodes, returns: Tensor, reg_coeff: float = 1e-5) -> Tensor:
     """Per-task ridge regression of ``returns`` on :func:`baseline_features`; the fitted values ``[T, M, N]``.
 
-    All M tasks are solved in one batched ``torch.linalg.solve`` (float64). If a task's system is singular
+    All M tasks are solved in one batched Cholesky factorisation (float64; the ridge-regularised Gram matrix is
+    symmetric positive definite). Not ``torch.linalg.solve``: torch 2.13's batched LU solve on several CPU
+    threads failed (40 tasks, 168 features) or never returned (150). If a task's system is not positive definite
     the ridge coefficient grows tenfold, up to five times, as in rllab.
     """
     features = baseline_features(episodes.observations, episodes.mask).double()  # [T, M, N, F]
@@ -45,7 +47,8 @@ def fit_linear_baseline(episodes: Episodes, returns: Tensor, reg_coeff: float = 
     target = x.transpose(1, 2) @ y  # [M, F, 1]
     eye = torch.eye(num_features, dtype=gram.dtype, device=gram.device)
     for _ in range(5):
-        weights, info = torch.linalg.solve_ex(gram + reg_coeff * eye, target)
+        factor, info = torch.linalg.cholesky_ex(gram + reg_coeff * eye)
+        weights = torch.cholesky_solve(target, factor)
         if bool((info == 0).all()) and bool(torch.isfinite(weights).all()):
             break
         reg_coeff *= 10.0

@@ -173,3 +173,26 @@ def test_compute_advantages_normalized_per_task() -> None:
         assert abs(valid.std() - 1.0) < 1e-6
         raw_valid = raw[:, m][mask[:, m]]
         np.testing.assert_allclose(valid, (raw_valid - raw_valid.mean()) / raw_valid.std(), rtol=1e-6, atol=1e-8)
+
+
+def test_fit_linear_baseline_on_forty_tasks_of_168_features_with_two_threads() -> None:
+    """A walker-oracle-sized fit (82 observations, 168 features, 40 tasks): torch 2.13's batched LU solve raised on
+    two CPU threads here (and never returned at 150 features); the Cholesky solve must match numpy per task."""
+    rng = np.random.default_rng(7)
+    horizon, num_tasks, num_eps, obs_dim = 25, 40, 8, 82
+    mask = random_mask(rng, horizon, num_tasks, num_eps)
+    obs = rng.normal(size=(horizon, num_tasks, num_eps, obs_dim)) * mask[..., None]
+    rewards = rng.normal(size=(horizon, num_tasks, num_eps)) * mask
+    to = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+    zeros = np.zeros((horizon, num_tasks, num_eps))
+    episodes = Episodes(to(obs), to(np.zeros((*zeros.shape, 2))), to(rewards), to(mask), to(zeros))
+    returns = np_returns(rewards, mask, 0.99)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        got = fit_linear_baseline(episodes, torch.as_tensor(returns)).numpy()
+    finally:
+        torch.set_num_threads(threads)
+    tasks = [0, 17, 39]
+    expected = np_fit(obs[:, tasks], mask[:, tasks], returns[:, tasks])
+    np.testing.assert_allclose(got[:, tasks], expected, rtol=1e-6, atol=1e-6)
