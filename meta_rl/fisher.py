@@ -51,8 +51,8 @@ def _flat_batch(episodes: Episodes, name: str) -> Tensor:
 def _per_task(matrix: Tensor, num_tasks: int) -> Tensor:
     """A shared ``[k, n]`` matrix as ``[M, k, n]`` (a view, no copy); a per-task one as is.
 
-    Every product here is then one ``bmm``: on this code's tall ``[M, B, k]`` operands it measured up to twice as
-    fast as the same product as one 2-D matmul over ``M * B`` rows (``scripts/benchmark_update.py``).
+    Every product here is then one ``bmm``, faster on this code's tall ``[M, B, k]`` operands than the same product
+    as one 2-D matmul over ``M * B`` rows (docs/speed.md, "The update against its matmul floor").
     """
     return matrix.expand(num_tasks, *matrix.shape) if matrix.dim() == 2 else matrix
 

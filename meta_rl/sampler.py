@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from meta_rl.adaptation import expand_to_tasks
 from meta_rl.config import Config, ConfigError
 from meta_rl.episodes import Episodes
 from meta_rl.policy import GaussianMLPPolicy, Params, is_task_batched
@@ -129,10 +130,9 @@ class Sampler:
         params = {k: v.detach().to("cpu", torch.float32) for k, v in params.items()}  # once per phase
         if is_task_batched(params) and params["log_std"].shape[0] != num_tasks:
             raise ValueError(f"parameters carry {params['log_std'].shape[0]} tasks; expected {num_tasks}")
-        if not is_task_batched(params):
-            # One matmul per task, not one over all rows: BLAS rounds a row differently depending on how many rows
-            # share the call, and the per-task shapes are the same however the tasks are split into shards.
-            params = {k: v.expand(num_tasks, *v.shape) for k, v in params.items()}
+        # One matmul per task, not one over all rows: BLAS rounds a row differently depending on how many rows
+        # share the call, and the per-task shapes are the same however the tasks are split into shards.
+        params = expand_to_tasks(params, num_tasks)
         episodes = np.arange(num_tasks * num_eps) if episodes is None else np.asarray(episodes)
         if episodes.shape != (num_tasks * num_eps,):
             raise ValueError(f"got {len(episodes)} episode indices; this sampler steps {num_tasks * num_eps}")
