@@ -12,8 +12,10 @@ duration. ``a`` is the action clipped to [-1, 1]^8 (what the simulator applies).
 control cost ``ctrl_cost_weight * |a|^2`` (velocity and direction: 0.005, the MAML paper's, not Gymnasium's 0.5,
 under which an untrained policy's every step alive costs more than it earns, so falling early pays):
 
-- **velocity** (task: a target forward speed in [0, 3]): ``-|v_x - target| + healthy_reward - cost``;
-- **direction** (task: -1 or +1): ``direction * v_x + healthy_reward - cost``;
+- **velocity** (task: a target forward speed in [0, 3]): ``-|v_x - target| + healthy_reward - cost``, healthy
+  reward 1 (Gymnasium's; the MAML paper's was 1.05);
+- **direction** (task: -1 or +1): ``direction * v_x + healthy_reward - cost``, healthy reward 0.05 (the MAML paper's
+  survive reward: the return is mostly the direction's, where Gymnasium's 1 made it mostly staying upright);
 - **goal** (task: a position uniform in the disc of radius 3): ``-|xy - goal|_1 - cost`` (the L1 distance, as ProMP
   and PEARL), control cost weight 0.1, no healthy reward and no termination, as ProMP's.
 
@@ -145,7 +147,7 @@ class _AntTaskEnv(WithoutWarmstart, AntEnv, TaskEnvMixin):
 
 class _Forward:
     """Ant velocity and direction: a one-number task, Gymnasium's healthy reward and termination, the MAML paper's
-    control cost weight."""
+    control cost weight (direction overrides the healthy reward)."""
 
     defaults: ClassVar[dict[str, Any]] = {
         "ctrl_cost_weight": 0.005, "healthy_reward": 1.0, "terminate_when_unhealthy": True,
@@ -164,6 +166,8 @@ class AntVelEnv(_Forward, _AntTaskEnv):
 
 class AntDirEnv(DirectionTasks, _Forward, _AntTaskEnv):
     """Run forward (task +1, the default) or backward (-1), each with probability 1/2."""
+
+    defaults: ClassVar[dict[str, Any]] = {**_Forward.defaults, "healthy_reward": 0.05}
 
     task_low, task_high, default_task = np.array([-1.0]), np.array([1.0]), (1.0,)
 

@@ -33,7 +33,7 @@ from meta_rl.sampler import make_sampler
 from meta_rl.streams import EVALUATION
 
 ADAPTED_FORMAT = "meta_rl.adapted_policy"
-ADAPTED_VERSION = 2  # as the training checkpoint's: version 1 files get their old env defaults filled in
+ADAPTED_VERSION = 3  # as the training checkpoint's: older files get their old env defaults filled in
 DEFAULT_HELD_OUT_TASKS = 40  # the MAML paper's number of test tasks, for families without a test split
 HEAVY_TASKS_AT_ONCE = 50  # tasks adapted to together where a family caps its sub-envs (a model each: ~1.2 GB)
 

@@ -15,9 +15,10 @@ from typing import Any
 import torch
 
 FORMAT = "meta_rl.checkpoint"
-VERSION = 2
-"""2: the ant velocity and direction families' control cost default became 0.005 (2026-12-02); a version-1 file
-was trained with 0.5 (:data:`VERSION_1_ENV_DEFAULTS`). Version-1 files still load."""
+VERSION = 3
+"""2: the ant velocity and direction families' control cost default became 0.005 (2026-12-02); 3: ant direction's
+healthy reward default became the MAML paper's 0.05 (2026-12-07). An older file gets the defaults it was trained
+with (:data:`ENV_DEFAULT_CHANGES`). Every version from 1 loads."""
 CHECKPOINT_NAME = "checkpoint.pt"
 SNAPSHOT_PREFIX = "checkpoint-"
 """A kept iteration's checkpoint is ``checkpoint-ITERATION.pt`` (:func:`snapshot_name`)."""
@@ -28,12 +29,14 @@ ADDED_CONFIG_KEYS: dict[tuple[str, str], Any] = {("inner", "estimator"): "maml"}
 only behaviour there was); a default that later changes must not change what an old run resumes or evaluates as."""
 
 
-VERSION_1_ENV_DEFAULTS: dict[str, dict[str, Any]] = {
-    env_id: {"ctrl_cost_weight": 0.5}
-    for env_id in ("meta_rl/AntVel-v0", "meta_rl/AntDir-v0", "meta_rl/AntVelOracle-v0", "meta_rl/AntDirOracle-v0")
+_ANT_DIR = ("meta_rl/AntDir-v0", "meta_rl/AntDirOracle-v0")
+ENV_DEFAULT_CHANGES: dict[int, dict[str, dict[str, Any]]] = {
+    2: {env_id: {"ctrl_cost_weight": 0.5} for env_id in ("meta_rl/AntVel-v0", "meta_rl/AntVelOracle-v0", *_ANT_DIR)},
+    3: {env_id: {"healthy_reward": 1.0} for env_id in _ANT_DIR},
 }
-"""Env keyword defaults that changed after version-1 files were written, with the value those files were trained
-with: loading fills them in where a file did not set them, so an old run resumes and evaluates as it trained."""
+"""Env keyword defaults that changed with a format version, keyed by that version, each with the value files of
+earlier versions were trained with: loading fills them in where a file did not set them, so an old run resumes and
+evaluates as it trained."""
 
 
 def snapshot_name(iteration: int) -> str:
@@ -108,23 +111,26 @@ def load_checkpoint(
         for (section, key), value in ADDED_CONFIG_KEYS.items():
             if isinstance(state["config"].get(section), dict):
                 state["config"][section].setdefault(key, value)
-    if state["version"] == 1:
-        _fill_version_1_env_defaults(state)
+    if state["version"] < version:
+        _fill_old_env_defaults(state, state["version"])
         state["version"] = version
     return state
 
 
-def _fill_version_1_env_defaults(state: dict[str, Any]) -> None:
-    """Write :data:`VERSION_1_ENV_DEFAULTS` into a version-1 file's env keywords (a training checkpoint's
-    ``config.env``, or an adapted policy's ``env_id`` and ``env_kwargs``), where the file did not set them."""
+def _fill_old_env_defaults(state: dict[str, Any], file_version: int) -> None:
+    """Write the defaults of every :data:`ENV_DEFAULT_CHANGES` after ``file_version`` into the file's env keywords
+    (a training checkpoint's ``config.env``, or an adapted policy's ``env_id`` and ``env_kwargs``), where the file
+    did not set them."""
     env = state["config"].get("env") if isinstance(state.get("config"), dict) else None
     if isinstance(env, dict):
         env_id, kwargs = env.get("id"), env.setdefault("kwargs", {})
     else:
         env_id, kwargs = state.get("env_id"), state.setdefault("env_kwargs", {})
     if isinstance(kwargs, dict):
-        for key, value in VERSION_1_ENV_DEFAULTS.get(env_id, {}).items():
-            kwargs.setdefault(key, value)
+        for changed_in, defaults in ENV_DEFAULT_CHANGES.items():
+            if file_version < changed_in:
+                for key, value in defaults.get(env_id, {}).items():
+                    kwargs.setdefault(key, value)
 
 
 def _load_failure(error: Exception) -> str:

@@ -145,7 +145,7 @@ def test_rewards_are_the_documented_ones() -> None:
         if env_id == VEL_ID:
             expected = -abs(velocity[0] - 2.0) + 1.0 - 0.005 * clipped_cost
         elif env_id == DIR_ID:
-            expected = -velocity[0] + 1.0 - 0.005 * clipped_cost
+            expected = -velocity[0] + 0.05 - 0.005 * clipped_cost  # the MAML paper's survive reward
         else:
             expected = -np.abs(xy - [1.0, -2.0]).sum() - 0.1 * clipped_cost
         assert reward == pytest.approx(expected, rel=1e-12) and not terminated

@@ -297,12 +297,16 @@ def _ant_checkpoint(env_id: str, kwargs: dict, version: int) -> dict:
 
 @pytest.mark.parametrize("env_id, kwargs, version, expected", [
     ("meta_rl/AntVel-v0", {}, 1, {"ctrl_cost_weight": 0.5}),  # trained before the default became 0.005
-    ("meta_rl/AntDirOracle-v0", {"frame_skip": 5}, 1, {"frame_skip": 5, "ctrl_cost_weight": 0.5}),
-    ("meta_rl/AntDir-v0", {"ctrl_cost_weight": 0.02}, 1, {"ctrl_cost_weight": 0.02}),  # set by the run: kept
-    ("meta_rl/AntVel-v0", {}, 2, {}),  # a version-2 file takes today's default
+    ("meta_rl/AntDirOracle-v0", {"frame_skip": 5}, 1,
+     {"frame_skip": 5, "ctrl_cost_weight": 0.5, "healthy_reward": 1.0}),  # both changes since version 1
+    ("meta_rl/AntDir-v0", {"ctrl_cost_weight": 0.02}, 1, {"ctrl_cost_weight": 0.02, "healthy_reward": 1.0}),
+    ("meta_rl/AntDir-v0", {}, 2, {"healthy_reward": 1.0}),  # trained before the default became 0.05
+    ("meta_rl/AntDir-v0", {"healthy_reward": 0.05}, 2, {"healthy_reward": 0.05}),  # set by the run: kept
+    ("meta_rl/AntVel-v0", {}, 2, {}),  # a version-2 file takes today's defaults
+    ("meta_rl/AntDir-v0", {}, 3, {}),
     ("meta_rl/HalfCheetahVel-v0", {}, 1, {}),  # no default of it changed
 ])
-def test_version_1_checkpoint_keeps_the_env_defaults_it_trained_with(tmp_path, env_id, kwargs, version, expected):
+def test_old_checkpoint_keeps_the_env_defaults_it_trained_with(tmp_path, env_id, kwargs, version, expected):
     path = tmp_path / "old.pt"
     torch.save(_ant_checkpoint(env_id, kwargs, version), path)
     state = load_checkpoint(path)
@@ -317,7 +321,7 @@ def test_version_1_adapted_policy_keeps_the_env_defaults_it_was_adapted_with(tmp
                 "env_kwargs": {}, "task": [1.0]}, path)
     state = load_checkpoint(path, file_format=ADAPTED_FORMAT, version=ADAPTED_VERSION,
                             required=("params", "policy", "env_id", "task"))
-    assert state["env_kwargs"] == {"ctrl_cost_weight": 0.5}
+    assert state["env_kwargs"] == {"ctrl_cost_weight": 0.5, "healthy_reward": 1.0}
 
 
 def test_incomplete_checkpoint(tmp_path):
