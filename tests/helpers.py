@@ -1,7 +1,12 @@
 """Shared by the tests: small deterministic problems for the gradient tests (float64, tiny policy, hand-made
-episodes), the names of the shipped presets, and the config overrides of a tiny training run."""
+episodes), the names of the shipped presets, the config overrides of a tiny training run, and loading a script
+as a module."""
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 
 import torch
 
@@ -25,6 +30,18 @@ PRESETS = sorted([*CHEETAH_PRESETS, *PROMP_PRESETS, *ANT_PRESETS, *PARAMS_PRESET
                                                       "metasgd-paper", "oracle", "oracle-paper", "pretrained",
                                                       "pretrained-paper"))])
 """Every preset that ships with the package, sorted."""
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(relative_path: str) -> ModuleType:
+    """A repository script (e.g. ``scripts/benchmark_sampler.py``) imported as a module, to test its functions."""
+    path = ROOT / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_policy(hidden: tuple[int, ...] = (5,)) -> GaussianMLPPolicy:

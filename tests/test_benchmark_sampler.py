@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_sampler.py"
 TINY = ["--tasks", "2", "--episodes", "3", "--horizon", "10", "--threads", "1", "--sync-envs", "2"]
@@ -16,10 +16,7 @@ TINY = ["--tasks", "2", "--episodes", "3", "--horizon", "10", "--threads", "1", 
 
 @pytest.fixture(scope="module")
 def benchmark():
-    spec = importlib.util.spec_from_file_location("benchmark_sampler", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/benchmark_sampler.py")
 
 
 def test_time_split_adds_up_and_the_env_is_restored(benchmark) -> None:

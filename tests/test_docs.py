@@ -3,20 +3,17 @@ and docs/ make to a file in the repository resolves."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def generator():
-    spec = importlib.util.spec_from_file_location("generate_docs", ROOT / "scripts" / "generate_docs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/generate_docs.py")
 
 
 @pytest.mark.parametrize("page", ["configuration.md", "tensorboard.md"])

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import load_script
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from meta_rl.api import maml_step_schedule
@@ -253,9 +253,7 @@ def test_task_files_with_bad_contents_get_clear_errors(trained, tmp_path, capsys
 def test_the_paper_test_task_files_are_the_authors_draws():
     """The shipped files are what research/paper_test_tasks.py writes, and that is numpy's seed-1 legacy draw."""
     root = Path(__file__).resolve().parent.parent
-    spec = importlib.util.spec_from_file_location("paper_test_tasks", root / "research" / "paper_test_tasks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("research/paper_test_tasks.py")
     generated = module.paper_test_tasks()
     for family, contents in generated.items():
         assert json.loads((root / "meta_rl" / "task_sets" / f"{family}.json").read_text()) == contents

@@ -3,27 +3,22 @@ the policy farther than the same step on shuffled advantages."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import load_script
 
 from meta_rl.api import MetaPolicy
 from meta_rl.config import load_config
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "inner_step_noise.py"
 SMALL = ["meta_batch_size=4", "episodes_per_task=6", "horizon=40"]
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("inner_step_noise", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/inner_step_noise.py")
 
 
 def test_shuffle_keeps_each_tasks_advantages_and_the_mask(script) -> None:
