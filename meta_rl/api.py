@@ -83,7 +83,7 @@ class AdaptedPolicy:
     def predict(self, observation: np.ndarray, deterministic: bool = True,
                 rng: np.random.Generator | None = None) -> np.ndarray:
         """Action(s) for one observation ``[obs_dim]`` or a batch ``[B, obs_dim]`` (the Gaussian mean if
-        ``deterministic``, else a sample drawn with ``rng``)."""
+        ``deterministic``, else a sample drawn with ``rng``), in the env's units (``policy.action_scale`` applied)."""
         obs = np.asarray(observation, dtype=np.float32)
         if obs.shape[-1:] != (self.policy.obs_dim,) or obs.ndim > 2:
             raise ValueError(f"observation has shape {obs.shape}; expected ({self.policy.obs_dim},) or "
@@ -92,10 +92,10 @@ class AdaptedPolicy:
             mean, log_std = self.policy.forward(torch.from_numpy(obs), self.params)
             mean, log_std = mean.double(), log_std.double()
             if deterministic:
-                return mean.numpy()
+                return self.policy.to_env(mean.numpy())
             rng = rng if rng is not None else np.random.default_rng()
             action, _ = gaussian_sample(mean, log_std, torch.from_numpy(rng.standard_normal(tuple(mean.shape))))
-        return action.numpy()
+        return self.policy.to_env(action.numpy())
 
     def evaluate(self, episodes: int = 10, deterministic: bool = False, seed: int = 0) -> float:
         """Mean undiscounted return over ``episodes`` episodes on the policy's task (one vector env)."""
@@ -122,9 +122,7 @@ class AdaptedPolicy:
         """Write the adapted policy (tensors and plain data only) to ``path``."""
         state = {
             "params": {k: v.cpu() for k, v in self.params.items()},
-            "policy": {"obs_dim": self.policy.obs_dim, "action_dim": self.policy.action_dim,
-                       "hidden_sizes": list(self.policy.hidden_sizes), "activation": self.policy.activation,
-                       "init_std": self.policy.init_std},
+            "policy": self.policy.spec(),
             "env_id": self.env_id, "env_kwargs": self.env_kwargs, "task": self.task.tolist(),
             "horizon": self.horizon,
         }

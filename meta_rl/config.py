@@ -50,6 +50,9 @@ class PolicyConfig:
     hidden_sizes: list[int] = _field([64, 64], "Hidden layer widths.", positive=True)
     activation: Literal["tanh", "relu"] = _field("tanh", "Hidden nonlinearity.")
     init_std: float = _field(1.0, "Initial standard deviation of the (state-independent) Gaussian.", positive=True)
+    action_scale: float = _field(
+        0.0, "0: the policy acts in the env's units. Else the env gets centre + action_scale x half-range x the "
+        "policy's action, per bounded action dimension (ProMP's normalize(env) is 0.1).", nonnegative=True)
 
 
 @dataclass

@@ -8,7 +8,9 @@ and every layer is one batched matmul over all tasks (``torch.bmm``) instead of 
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -31,6 +33,9 @@ class GaussianMLPPolicy:
     :param hidden_sizes: widths of the hidden layers.
     :param activation: ``"tanh"`` or ``"relu"``.
     :param init_std: initial standard deviation.
+    :param action_offset: with ``action_multiplier``, the env receives ``action_offset + action_multiplier * a``
+        for the policy's action ``a`` (per action dimension); None: the policy acts in the env's own units.
+    :param action_multiplier: see ``action_offset``.
     """
 
     def __init__(
@@ -40,14 +45,23 @@ class GaussianMLPPolicy:
         hidden_sizes: tuple[int, ...] | list[int] = (64, 64),
         activation: str = "tanh",
         init_std: float = 1.0,
+        action_offset: list[float] | None = None,
+        action_multiplier: list[float] | None = None,
     ) -> None:
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation {activation!r} is not allowed; expected one of {list(ACTIVATIONS)}")
+        if (action_offset is None) != (action_multiplier is None):
+            raise ValueError("action_offset and action_multiplier go together: pass both or neither")
+        for name, values in (("action_offset", action_offset), ("action_multiplier", action_multiplier)):
+            if values is not None and len(values) != action_dim:
+                raise ValueError(f"{name} has {len(values)} entries; expected action_dim = {action_dim}")
         self.obs_dim = obs_dim
         self.action_dim = action_dim
         self.hidden_sizes = tuple(hidden_sizes)
         self.activation = activation
         self.init_std = init_std
+        self.action_offset = None if action_offset is None else [float(v) for v in action_offset]
+        self.action_multiplier = None if action_multiplier is None else [float(v) for v in action_multiplier]
         self._act = ACTIVATIONS[activation]
         sizes = (obs_dim, *self.hidden_sizes, action_dim)
         self.layer_names = [f"hidden{i}" for i in range(len(self.hidden_sizes))] + ["mean"]
@@ -56,6 +70,21 @@ class GaussianMLPPolicy:
             self.shapes[f"{name}.weight"] = (fan_out, fan_in)
             self.shapes[f"{name}.bias"] = (fan_out,)
         self.shapes["log_std"] = (action_dim,)
+
+    def spec(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this policy (plain data: for files and worker processes)."""
+        spec: dict[str, Any] = {"obs_dim": self.obs_dim, "action_dim": self.action_dim,
+                                "hidden_sizes": list(self.hidden_sizes), "activation": self.activation,
+                                "init_std": self.init_std}
+        if self.action_offset is not None:
+            spec.update(action_offset=self.action_offset, action_multiplier=self.action_multiplier)
+        return spec
+
+    def to_env(self, actions: np.ndarray) -> np.ndarray:
+        """The policy's actions ``[..., action_dim]`` in the env's units (what ``env.step`` takes)."""
+        if self.action_offset is None:
+            return actions
+        return np.asarray(self.action_offset) + np.asarray(self.action_multiplier) * actions
 
     def init_params(self, generator: torch.Generator | None = None) -> Params:
         """Fresh parameters: Xavier-uniform weights, zero biases, log-std = log(init_std)."""

@@ -94,12 +94,6 @@ class ShardWorker:
 RemoteShardWorker = ray.remote(ShardWorker)
 
 
-def policy_spec(policy: GaussianMLPPolicy) -> dict[str, Any]:
-    """The constructor arguments that rebuild ``policy`` in a worker (its parameters travel per collect)."""
-    return {"obs_dim": policy.obs_dim, "action_dim": policy.action_dim, "hidden_sizes": list(policy.hidden_sizes),
-            "activation": policy.activation, "init_std": policy.init_std}
-
-
 def _one_line(error: BaseException) -> str:
     """Ray's multi-line error text on one line, for an error message that names the cause."""
     return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
@@ -149,7 +143,7 @@ class RaySampler:
                 "(ray start --address=...)"
             )
         self.cpus_per_worker = cpus_per_worker
-        spec = policy_spec(policy)
+        spec = policy.spec()
         worker = RemoteShardWorker.options(num_cpus=cpus_per_worker)
         self._make_worker = lambda lo, hi: worker.remote(env_id, env_kwargs, hi - lo, episodes_per_task, horizon,
                                                          spec, num_threads)

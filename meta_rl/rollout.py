@@ -17,7 +17,7 @@ import torch
 
 from meta_rl.adaptation import StepSize, adapt
 from meta_rl.baseline import compute_advantages
-from meta_rl.config import Config
+from meta_rl.config import Config, ConfigError
 from meta_rl.episodes import Episodes
 from meta_rl.policy import GaussianMLPPolicy, Params
 from meta_rl.sampler import SamplerBackend
@@ -34,11 +34,19 @@ def make_policy(config: Config) -> GaussianMLPPolicy:
     try:
         obs_dim = int(np.prod(env.observation_space.shape))
         action_dim = int(np.prod(env.action_space.shape))
+        low, high = (np.asarray(bound, dtype=np.float64).reshape(-1) for bound in
+                     (env.action_space.low, env.action_space.high))
     finally:
         env.close()
-    return GaussianMLPPolicy(
-        obs_dim, action_dim, config.policy.hidden_sizes, config.policy.activation, config.policy.init_std
-    )
+    offset = multiplier = None
+    if config.policy.action_scale > 0:
+        if not (np.isfinite(low).all() and np.isfinite(high).all()):
+            raise ConfigError(f"policy.action_scale: {config.policy.action_scale!r} needs bounded actions; "
+                              f"{config.env.id}'s are [{low.tolist()}, {high.tolist()}] (use 0 to act in its units)")
+        offset = ((high + low) / 2).tolist()
+        multiplier = (config.policy.action_scale * (high - low) / 2).tolist()
+    return GaussianMLPPolicy(obs_dim, action_dim, config.policy.hidden_sizes, config.policy.activation,
+                             config.policy.init_std, offset, multiplier)
 
 
 def process(episodes: Episodes, config: Config) -> Episodes:

@@ -171,7 +171,8 @@ class Sampler:
             batch.mask[t, :, columns] = alive
             if freeze is not None:
                 freeze(~done)
-            obs, reward, terminated, truncated, info = self.envs.step(action.reshape(-1, action_dim).numpy())
+            obs, reward, terminated, truncated, info = self.envs.step(
+                self.policy.to_env(action.reshape(-1, action_dim).numpy()))
             reward = torch.as_tensor(reward, dtype=torch.float32).view(num_tasks, num_envs)
             batch.rewards[t, :, columns] = reward * alive
             if batch.successes is not None:

@@ -17,7 +17,7 @@ from helpers import TINY
 ray = pytest.importorskip("ray")
 
 from meta_rl.config import ConfigError, load_config  # noqa: E402
-from meta_rl.ray_sampler import FIELDS, RaySampler, SamplerError, ShardWorker, policy_spec  # noqa: E402
+from meta_rl.ray_sampler import FIELDS, RaySampler, SamplerError, ShardWorker  # noqa: E402
 from meta_rl.rollout import make_policy  # noqa: E402
 from meta_rl.sampler import Sampler  # noqa: E402
 from meta_rl.streams import EpisodeStreams  # noqa: E402
@@ -151,7 +151,7 @@ def hung_worker(remote: RaySampler, index: int, started: bool) -> None:
 
 
 def worker_args(config, policy, horizon: int) -> tuple:
-    return config.env.id, config.env.kwargs, 2, horizon, policy_spec(policy), 1
+    return config.env.id, config.env.kwargs, 2, horizon, policy.spec(), 1
 
 
 @pytest.mark.parametrize(("fault", "failure"), [
