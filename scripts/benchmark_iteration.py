@@ -71,7 +71,7 @@ def per_task_collect(policy: GaussianMLPPolicy, params: list[Params], tasks: np.
                 noise = torch.randn(n, policy.action_dim, generator=generator)
                 action, log_prob = policy.sample(obs_t, task_params, noise)
                 alive = torch.from_numpy(~done).float()
-                obs_next, reward, terminated, truncated, _ = envs.step(action.numpy())
+                obs_next, reward, terminated, truncated, _ = envs.step(policy.to_env(action.numpy()))
                 rows["observations"].append(obs_t)
                 rows["actions"].append(action)
                 rows["rewards"].append(torch.as_tensor(reward, dtype=torch.float32) * alive)
