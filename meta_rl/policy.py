@@ -62,6 +62,8 @@ class GaussianMLPPolicy:
         self.init_std = init_std
         self.action_offset = None if action_offset is None else [float(v) for v in action_offset]
         self.action_multiplier = None if action_multiplier is None else [float(v) for v in action_multiplier]
+        self._env_map = None if action_offset is None else (np.asarray(self.action_offset),
+                                                            np.asarray(self.action_multiplier))
         self._act = ACTIVATIONS[activation]
         sizes = (obs_dim, *self.hidden_sizes, action_dim)
         self.layer_names = [f"hidden{i}" for i in range(len(self.hidden_sizes))] + ["mean"]
@@ -82,9 +84,10 @@ class GaussianMLPPolicy:
 
     def to_env(self, actions: np.ndarray) -> np.ndarray:
         """The policy's actions ``[..., action_dim]`` in the env's units (what ``env.step`` takes)."""
-        if self.action_offset is None:
+        if self._env_map is None:
             return actions
-        return np.asarray(self.action_offset) + np.asarray(self.action_multiplier) * actions
+        offset, multiplier = self._env_map
+        return offset + multiplier * actions
 
     def init_params(self, generator: torch.Generator | None = None) -> Params:
         """Fresh parameters: Xavier-uniform weights, zero biases, log-std = log(init_std)."""
