@@ -15,12 +15,12 @@ from torch import Tensor
 
 from meta_rl.episodes import Episodes, masked_task_mean
 from meta_rl.estimators import SupportTerms, get_estimator
-from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_log_prob, is_task_batched
+from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_kl, gaussian_log_prob, is_task_batched
 
 StepSize = float | Params
 
 __all__ = ["StepSize", "adapt", "expand_to_tasks", "init_step_sizes", "inner_loss", "masked_task_mean",
-           "step_size_of_step", "step_size_shapes", "support_terms"]
+           "step_kl", "step_size_of_step", "step_size_shapes", "support_terms"]
 
 
 def support_terms(episodes: Episodes) -> SupportTerms:
@@ -45,6 +45,16 @@ def expand_to_tasks(params: Params, num_tasks: int) -> Params:
     if is_task_batched(params):
         return params
     return {k: v.expand(num_tasks, *v.shape) for k, v in params.items()}
+
+
+def step_kl(policy: GaussianMLPPolicy, params: Params, adapted: Params, episodes: Episodes) -> Tensor:
+    """Per-task KL ``[M]`` from the policy under ``params`` to the one under ``adapted``, averaged over the valid
+    observations of ``episodes``: how far an inner step moved each task's policy."""
+    observations, mask = episodes.task_major("observations"), episodes.task_major("mask")
+    with torch.no_grad():
+        pre_mean, pre_log_std = policy.forward(observations, params)
+        post_mean, post_log_std = policy.forward(observations, adapted)
+        return masked_task_mean(gaussian_kl(pre_mean, pre_log_std, post_mean, post_log_std), mask)
 
 
 def adapt(

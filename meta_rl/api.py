@@ -17,7 +17,7 @@ import gymnasium
 import numpy as np
 import torch
 
-from meta_rl.adaptation import StepSize, adapt, init_step_sizes, step_size_of_step, step_size_shapes
+from meta_rl.adaptation import StepSize, adapt, expand_to_tasks, init_step_sizes, step_size_of_step, step_size_shapes
 from meta_rl.checkpoint import (
     CheckpointError,
     check_params_match,
@@ -266,7 +266,7 @@ class MetaPolicy:
         for index, start in enumerate(range(0, len(tasks), chunk)):
             part = tasks[start:start + chunk]
             sampler = make_sampler(self.config, self.policy, len(part), episodes)
-            params = {k: v.expand(len(part), *v.shape) for k, v in self.params.items()}
+            params = expand_to_tasks(self.params, len(part))
             key = (EVALUATION,) if index == 0 else (EVALUATION, index)  # each chunk's episodes from streams of its own
             try:
                 parts.append(collect_and_adapt(sampler, self.policy, params, part, schedule, self.config, seed, key))

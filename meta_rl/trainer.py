@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from meta_rl.adaptation import step_size_shapes
+from meta_rl.adaptation import step_kl, step_size_shapes
 from meta_rl.api import MetaPolicy
 from meta_rl.callbacks import Callback, default_callbacks, end_callbacks, run_callbacks
 from meta_rl.checkpoint import (
@@ -27,9 +27,9 @@ from meta_rl.checkpoint import (
     snapshot_name,
 )
 from meta_rl.config import Config, ConfigError, apply_override, config_from_dict, load_config, merge_dicts
-from meta_rl.episodes import Episodes, masked_task_mean
+from meta_rl.episodes import Episodes
 from meta_rl.meta_learner import MetaLearner, NonFiniteError
-from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_entropy, gaussian_kl
+from meta_rl.policy import GaussianMLPPolicy, Params, gaussian_entropy
 from meta_rl.rollout import collect_and_adapt, make_policy
 from meta_rl.sampler import make_sampler
 from meta_rl.streams import TRAINING
@@ -56,10 +56,7 @@ def adaptation_diagnostics(policy: GaussianMLPPolicy, params: Params, adapted: P
         stats = {"policy/entropy": entropy}
         if not supports:
             return stats
-        observations, mask = supports[0].task_major("observations"), supports[0].task_major("mask")
-        pre_mean, pre_log_std = policy.forward(observations, params)
-        post_mean, post_log_std = policy.forward(observations, adapted)
-        kl = masked_task_mean(gaussian_kl(pre_mean, pre_log_std, post_mean, post_log_std), mask)
+        kl = step_kl(policy, params, adapted, supports[0])
         gain = task_returns[-1] - task_returns[0]
         stats.update({"adaptation/kl": kl.mean().item(), "adaptation/gain": gain.mean().item(),
                       "adaptation/gain_negative_fraction": (gain < 0).double().mean().item()})

@@ -27,10 +27,10 @@ import meta_rl  # noqa: F401  (before torch loads: meta_rl sets the OpenMP spin,
 import numpy as np
 import torch
 
+from meta_rl.adaptation import expand_to_tasks, step_kl
 from meta_rl.api import MetaPolicy
 from meta_rl.config import ConfigError, load_config
-from meta_rl.episodes import Episodes, masked_task_mean
-from meta_rl.policy import Params, gaussian_kl
+from meta_rl.episodes import Episodes
 
 
 def shuffled_advantages(episodes: Episodes, generator: torch.Generator) -> Episodes:
@@ -42,15 +42,6 @@ def shuffled_advantages(episodes: Episodes, generator: torch.Generator) -> Episo
         chosen = values[valid]
         values[valid] = chosen[torch.randperm(chosen.numel(), generator=generator)]
     return dataclasses.replace(episodes, advantages=advantages)
-
-
-def step_kl(meta: MetaPolicy, params: Params, adapted: Params, episodes: Episodes) -> torch.Tensor:
-    """Per-task KL ``[M]`` from the pre- to the post-step policy, averaged over the support observations."""
-    observations, mask = episodes.task_major("observations"), episodes.task_major("mask")
-    with torch.no_grad():
-        pre = meta.policy.forward(observations, params)
-        post = meta.policy.forward(observations, adapted)
-        return masked_task_mean(gaussian_kl(*pre, *post), mask)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,11 +70,11 @@ def main(argv: list[str] | None = None) -> int:
                      "scalar step")
     step_size = config.inner.step_size if args.step_size is None else args.step_size
     tasks = meta.sample_tasks(config.meta_batch_size, np.random.default_rng(args.seed))
-    params = {k: v.expand(len(tasks), *v.shape) for k, v in meta.params.items()}
+    params = expand_to_tasks(meta.params, len(tasks))
     adapted, log = meta.adapt_tasks(tasks, steps=1, seed=args.seed, schedule=[step_size])
     support = log.episodes[0]
     noise = meta.adapt_on(params, shuffled_advantages(support, torch.Generator().manual_seed(args.seed)), step_size)
-    kl, noise_kl = step_kl(meta, params, adapted, support), step_kl(meta, params, noise, support)
+    kl, noise_kl = step_kl(meta.policy, params, adapted, support), step_kl(meta.policy, params, noise, support)
     lengths = support.mask.sum(0)  # [M, N]
     ended = (lengths < config.horizon).double().mean().item()
     print(f"{args.source}: {config.env.id}, {len(tasks)} tasks x {config.episodes_per_task} episodes, "
