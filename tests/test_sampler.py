@@ -262,7 +262,8 @@ def test_freezing_ended_episodes_changes_no_valid_step(env_id: str, monkeypatch)
     from meta_rl.config import load_config
     from meta_rl.rollout import make_policy
 
-    policy = make_policy(load_config("ant-dir-maml", [f"env.id={env_id}"]))
+    # env units (no action scale), so that untrained episodes end early
+    policy = make_policy(load_config("ant-dir-maml", [f"env.id={env_id}", "policy.action_scale=0"]))
     params = policy.init_params(torch.Generator().manual_seed(0))
     batches = []
     for freeze in (True, False):
