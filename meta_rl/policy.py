@@ -8,6 +8,7 @@ and every layer is one batched matmul over all tasks (``torch.bmm``) instead of 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -45,8 +46,8 @@ class GaussianMLPPolicy:
         hidden_sizes: tuple[int, ...] | list[int] = (64, 64),
         activation: str = "tanh",
         init_std: float = 1.0,
-        action_offset: list[float] | None = None,
-        action_multiplier: list[float] | None = None,
+        action_offset: Sequence[float] | np.ndarray | None = None,
+        action_multiplier: Sequence[float] | np.ndarray | None = None,
     ) -> None:
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation {activation!r} is not allowed; expected one of {list(ACTIVATIONS)}")
@@ -60,10 +61,8 @@ class GaussianMLPPolicy:
         self.hidden_sizes = tuple(hidden_sizes)
         self.activation = activation
         self.init_std = init_std
-        self.action_offset = None if action_offset is None else [float(v) for v in action_offset]
-        self.action_multiplier = None if action_multiplier is None else [float(v) for v in action_multiplier]
-        self._env_map = None if action_offset is None else (np.asarray(self.action_offset),
-                                                            np.asarray(self.action_multiplier))
+        self._env_map = None if action_offset is None else (np.asarray(action_offset, dtype=np.float64),
+                                                            np.asarray(action_multiplier, dtype=np.float64))
         self._act = ACTIVATIONS[activation]
         sizes = (obs_dim, *self.hidden_sizes, action_dim)
         self.layer_names = [f"hidden{i}" for i in range(len(self.hidden_sizes))] + ["mean"]
@@ -73,12 +72,22 @@ class GaussianMLPPolicy:
             self.shapes[f"{name}.bias"] = (fan_out,)
         self.shapes["log_std"] = (action_dim,)
 
+    @property
+    def action_offset(self) -> list[float] | None:
+        """The env's action for a zero policy action, per dimension (None: the policy acts in the env's units)."""
+        return None if self._env_map is None else self._env_map[0].tolist()
+
+    @property
+    def action_multiplier(self) -> list[float] | None:
+        """How far the env's action moves per unit of the policy's, per dimension (None: the env's units)."""
+        return None if self._env_map is None else self._env_map[1].tolist()
+
     def spec(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this policy (plain data: for files and worker processes)."""
         spec: dict[str, Any] = {"obs_dim": self.obs_dim, "action_dim": self.action_dim,
                                 "hidden_sizes": list(self.hidden_sizes), "activation": self.activation,
                                 "init_std": self.init_std}
-        if self.action_offset is not None:
+        if self._env_map is not None:
             spec.update(action_offset=self.action_offset, action_multiplier=self.action_multiplier)
         return spec
 

@@ -43,8 +43,8 @@ def make_policy(config: Config) -> GaussianMLPPolicy:
         if not (np.isfinite(low).all() and np.isfinite(high).all()):
             raise ConfigError(f"policy.action_scale: {config.policy.action_scale!r} needs bounded actions; "
                               f"{config.env.id}'s are [{low.tolist()}, {high.tolist()}] (use 0 to act in its units)")
-        offset = ((high + low) / 2).tolist()
-        multiplier = (config.policy.action_scale * (high - low) / 2).tolist()
+        offset = (high + low) / 2
+        multiplier = config.policy.action_scale * (high - low) / 2
     return GaussianMLPPolicy(obs_dim, action_dim, config.policy.hidden_sizes, config.policy.activation,
                              config.policy.init_std, offset, multiplier)
 
