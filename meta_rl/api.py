@@ -41,7 +41,7 @@ HEAVY_TASKS_AT_ONCE = 50  # tasks adapted to together where a family caps its su
 def _joined_per_task(chunks: list[Any]) -> list[np.ndarray]:
     """A per-task statistic of each step (``[steps + 1]`` tensors ``[M_chunk]`` per chunk of tasks) as float64
     arrays over all the chunks' tasks, in order."""
-    return [np.concatenate([values.double().numpy() for values in step]) for step in zip(*chunks, strict=True)]
+    return [np.concatenate([values.cpu().double().numpy() for values in step]) for step in zip(*chunks, strict=True)]
 
 
 def maml_step_schedule(step_size: float, grad_steps: int) -> list[float]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 import torch
 from helpers import flat, tiny_episodes, tiny_params, tiny_policy, unflat
@@ -9,6 +11,7 @@ from reference import per_task_trpo_update
 
 from meta_rl.adaptation import adapt, init_step_sizes, masked_task_mean
 from meta_rl.config import ConfigError, InnerConfig, OuterConfig
+from meta_rl.episodes import Episodes
 from meta_rl.fisher import AnalyticMetaObjective
 from meta_rl.meta_learner import MetaLearner, NonFiniteError
 from meta_rl.policy import GaussianMLPPolicy, gaussian_kl
@@ -117,17 +120,51 @@ def test_nan_in_the_loss_is_reported_with_its_place():
         learner.update([support], query)
 
 
+CUDA_VARIANTS = [  # (algorithm, inner steps, estimator, outer settings): each outer path and inner estimator once
+    ("metasgd", 1, "maml", {}),
+    ("maml", 1, "lvc", {}),
+    ("maml", 1, "dice", {"fvp": "gauss_newton"}),
+    ("maml", 1, "lvc", {"fvp": "kl_hessian"}),
+    ("maml", 1, "lvc", {"fvp_subsample": 0.5}),
+    ("maml", 1, "lvc", {"fvp_subsample": 0.5, "fvp_subsample_by": "episodes"}),
+    ("maml", 0, "lvc", {}),
+    ("maml", 2, "lvc", {"fvp": "kl_hessian"}),
+    ("metasgd", 1, "lvc", {"optimizer": "adam"}),
+    ("maml", 1, "lvc", {"optimizer": "promp"}),
+]
+
+
+def cast(episodes: Episodes, dtype: torch.dtype) -> Episodes:
+    return Episodes(**{f.name: getattr(episodes, f.name).to(dtype) for f in fields(episodes) if f.init
+                       and getattr(episodes, f.name) is not None})
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_update_on_cuda_matches_cpu():
-    support, query = tiny_episodes(seed=1), tiny_episodes(seed=11)
-    cpu = make_learner("metasgd")
-    policy = cpu.policy
-    cuda = MetaLearner(policy, {k: v.detach() for k, v in cpu.params.items()}, cpu.inner, cpu.outer, "cuda",
-                       step_sizes={k: v.detach() for k, v in cpu.step_sizes.items()})
-    cpu.update([support], query)
-    cuda.update([support.to("cuda")], query.to("cuda"))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("algorithm", "inner_steps", "estimator", "outer"), CUDA_VARIANTS)
+def test_update_on_cuda_matches_cpu(algorithm: str, inner_steps: int, estimator: str, outer: dict,
+                                    dtype: torch.dtype):
+    """Two updates on CUDA give the CPU's meta-parameters and statistics (float32: what real runs use)."""
+    inner = InnerConfig(algorithm=algorithm, step_size=0.3, estimator=estimator, num_steps=inner_steps)
+    policy = tiny_policy()
+    step_sizes = {k: v.to(dtype) for k, v in init_step_sizes(policy, 0.3).items()}
+    params = {k: v.to(dtype) for k, v in tiny_params(policy).items()}
+    cpu = MetaLearner(policy, params, inner, OuterConfig(**outer), step_sizes=step_sizes)
+    cuda = cpu.copy("cuda")
+    for seed in (1, 2):
+        supports = [cast(tiny_episodes(num_tasks=4, seed=seed + 10 * k), dtype) for k in range(inner_steps)]
+        query = cast(tiny_episodes(num_tasks=4, seed=seed + 100), dtype)
+        cpu_stats = cpu.update(supports, query)
+        cuda_stats = cuda.update([s.to("cuda") for s in supports], query.to("cuda"))
+        assert cuda_stats.keys() == cpu_stats.keys()
+        tolerance = {"rtol": 1e-6, "atol": 1e-8} if dtype == torch.float64 else {"rtol": 2e-4, "atol": 1e-5}
+        for key, value in cpu_stats.items():
+            assert cuda_stats[key] == pytest.approx(value, rel=tolerance["rtol"] * 10, abs=tolerance["atol"] * 10), key
+    if outer.get("optimizer", "trpo") == "trpo":
+        assert cpu_stats["trpo/accepted"] == 1.0  # a rejected step would leave both sides equal trivially
     for a, b in zip(cpu.meta_parameters(), cuda.meta_parameters(), strict=True):
-        torch.testing.assert_close(a.detach(), b.detach().cpu(), rtol=1e-6, atol=1e-8)
+        assert b.device.type == "cuda" and b.dtype == dtype
+        torch.testing.assert_close(a.detach(), b.detach().cpu(), **tolerance)
 
 
 @pytest.mark.parametrize("fvp", ["analytic", "gauss_newton", "kl_hessian"])
