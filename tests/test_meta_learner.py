@@ -14,6 +14,7 @@ from meta_rl.config import ConfigError, InnerConfig, OuterConfig
 from meta_rl.episodes import Episodes
 from meta_rl.fisher import AnalyticMetaObjective
 from meta_rl.meta_learner import MetaLearner, NonFiniteError
+from meta_rl.outer.base import check_finite
 from meta_rl.policy import GaussianMLPPolicy, gaussian_kl
 from meta_rl.trpo import flatten
 
@@ -132,6 +133,16 @@ CUDA_VARIANTS = [  # (algorithm, inner steps, estimator, outer settings): each o
     ("metasgd", 1, "lvc", {"optimizer": "adam"}),
     ("maml", 1, "lvc", {"optimizer": "promp"}),
 ]
+
+
+def test_check_finite_names_the_place_whichever_tensor_is_bad():
+    """One host sync for all the tensors, still naming where: a NaN or inf in any of them raises."""
+    finite = [torch.zeros(3), torch.ones(2, 2)]
+    check_finite("nowhere", *finite)
+    check_finite("nothing")
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(NonFiniteError, match="in the meta-gradient"):
+            check_finite("the meta-gradient", *finite, torch.tensor([1.0, bad]))
 
 
 def cast(episodes: Episodes, dtype: torch.dtype) -> Episodes:

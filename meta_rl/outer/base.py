@@ -22,10 +22,9 @@ class NonFiniteError(FloatingPointError):
 
 
 def check_finite(where: str, *tensors: Tensor) -> None:
-    """Raise :class:`NonFiniteError` naming ``where`` if any tensor holds NaN or inf."""
-    for tensor in tensors:
-        if not bool(torch.isfinite(tensor).all()):
-            raise NonFiniteError(f"non-finite value (NaN or inf) in {where}")
+    """Raise :class:`NonFiniteError` naming ``where`` if any tensor holds NaN or inf (one host sync for all)."""
+    if tensors and not bool(torch.stack([torch.isfinite(tensor).all() for tensor in tensors]).all()):
+        raise NonFiniteError(f"non-finite value (NaN or inf) in {where}")
 
 
 @dataclass

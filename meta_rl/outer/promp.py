@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from meta_rl.meta_learner import MetaLearner
 
 Distribution = tuple[Tensor, Tensor]  # a Gaussian's mean [M, T, N, A] and log-std (broadcastable)
-PassResult = tuple[Tensor, SurrogateResult, list[Tensor], list[Distribution], float]
+PassResult = tuple[Tensor, SurrogateResult, list[Tensor], list[Distribution], Tensor]
 
 
 class ProMP(OuterAlgorithm):
@@ -57,7 +57,7 @@ class ProMP(OuterAlgorithm):
         clipped = torch.minimum(ratio * advantages, ratio.clamp(1.0 - clip, 1.0 + clip) * advantages)
         loss = masked_task_mean(-clipped, mask).mean()
         clip_fraction = (((ratio - 1.0).abs() > clip).to(mask.dtype) * mask).sum() / mask.sum().clamp_min(1.0)
-        return loss, result, inner_kls, reference, clip_fraction.item()
+        return loss, result, inner_kls, reference, clip_fraction
 
     def update(self, supports: list[Episodes], query: Episodes) -> dict[str, float]:
         """The Adam steps; logs the inner KLs after them, their coefficients and the share of clipped ratios."""
@@ -80,17 +80,19 @@ class ProMP(OuterAlgorithm):
             self.optimizer.step()
             check_finite("the meta-parameters after the update", *tensors)
         with torch.no_grad():
-            _, after, inner_kls, _, clip_fraction = self._pass(supports, query, sampling, before)
+            _, after, inner_kl_tensors, _, clip_fraction = self._pass(supports, query, sampling, before)
         assert before is not None
+        inner_kls = torch.stack([*inner_kl_tensors, clip_fraction]).tolist()  # one host sync
+        clip_fraction = inner_kls.pop()
         coefficients = list(self.inner_kl_coeff)
         if self.settings.adaptive_inner_kl:
             target = self.settings.target_inner_kl
-            self.inner_kl_coeff = [c / 2 if kl.item() < target / 1.5 else c * 2 if kl.item() > target * 1.5 else c
+            self.inner_kl_coeff = [c / 2 if kl < target / 1.5 else c * 2 if kl > target * 1.5 else c
                                    for c, kl in zip(self.inner_kl_coeff, inner_kls, strict=True)]
         mean = lambda values: sum(values) / len(values) if values else 0.0  # noqa: E731
         return {
             **self.outer_stats(before, after, grad_norm),
-            "promp/inner_kl": mean([kl.item() for kl in inner_kls]),
+            "promp/inner_kl": mean(inner_kls),
             "promp/inner_kl_coeff": mean(coefficients),
             "promp/clip_fraction": clip_fraction,
         }

@@ -54,12 +54,13 @@ class TRPO(OuterAlgorithm):
         fraction = 1.0
         after = None
         backtracks = 0
+        loss_before = before.loss.item()
         with torch.no_grad():
             for backtracks in range(outer.line_search_steps):  # noqa: B007 (logged below)
                 candidate = unflatten(old_flat - fraction * full_step, tensors)
                 result = learner.surrogate(supports, query, *learner._split(candidate), old=before)
-                loss, kl = result.loss.item(), result.kl.item()
-                if math.isfinite(loss) and loss < before.loss.item() and kl <= outer.max_kl:
+                loss, kl = torch.stack([result.loss, result.kl]).tolist()  # one host sync per trial
+                if math.isfinite(loss) and loss < loss_before and kl <= outer.max_kl:
                     after = result
                     for tensor, value in zip(tensors, candidate, strict=True):
                         tensor.copy_(value)
