@@ -61,8 +61,8 @@ class GaussianMLPPolicy:
         self.hidden_sizes = tuple(hidden_sizes)
         self.activation = activation
         self.init_std = init_std
-        self._env_map = None if action_offset is None else (np.asarray(action_offset, dtype=np.float64),
-                                                            np.asarray(action_multiplier, dtype=np.float64))
+        self._env_map = None if action_offset is None else (np.array(action_offset, dtype=np.float64),
+                                                            np.array(action_multiplier, dtype=np.float64))
         self._act = ACTIVATIONS[activation]
         sizes = (obs_dim, *self.hidden_sizes, action_dim)
         self.layer_names = [f"hidden{i}" for i in range(len(self.hidden_sizes))] + ["mean"]
