@@ -53,8 +53,8 @@ class Episodes:
         """Mean undiscounted return over all episodes."""
         return float(self.episode_returns().mean().item())
 
-    def to(self, device: torch.device | str) -> Episodes:
-        """A copy with every tensor on ``device`` (one copy per phase, not per step)."""
+    def to(self, device: torch.device | str | torch.dtype) -> Episodes:
+        """A copy with every tensor on ``device`` (one copy per phase, not per step), or in that dtype."""
         tensors = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
         return Episodes(**{k: (v.to(device) if v is not None else None) for k, v in tensors.items()})
 

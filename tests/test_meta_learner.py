@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import pytest
 import torch
 from helpers import flat, tiny_episodes, tiny_params, tiny_policy, unflat
@@ -11,7 +9,6 @@ from reference import per_task_trpo_update
 
 from meta_rl.adaptation import adapt, init_step_sizes, masked_task_mean
 from meta_rl.config import ConfigError, InnerConfig, OuterConfig
-from meta_rl.episodes import Episodes
 from meta_rl.fisher import AnalyticMetaObjective
 from meta_rl.meta_learner import MetaLearner, NonFiniteError
 from meta_rl.outer.base import check_finite
@@ -145,11 +142,6 @@ def test_check_finite_names_the_place_whichever_tensor_is_bad():
             check_finite("the meta-gradient", *finite, torch.tensor([1.0, bad]))
 
 
-def cast(episodes: Episodes, dtype: torch.dtype) -> Episodes:
-    return Episodes(**{f.name: getattr(episodes, f.name).to(dtype) for f in fields(episodes) if f.init
-                       and getattr(episodes, f.name) is not None})
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("algorithm", "inner_steps", "estimator", "outer"), CUDA_VARIANTS)
@@ -163,8 +155,8 @@ def test_update_on_cuda_matches_cpu(algorithm: str, inner_steps: int, estimator:
     cpu = MetaLearner(policy, params, inner, OuterConfig(**outer), step_sizes=step_sizes)
     cuda = cpu.copy("cuda")
     for seed in (1, 2):
-        supports = [cast(tiny_episodes(num_tasks=4, seed=seed + 10 * k), dtype) for k in range(inner_steps)]
-        query = cast(tiny_episodes(num_tasks=4, seed=seed + 100), dtype)
+        supports = [tiny_episodes(num_tasks=4, seed=seed + 10 * k).to(dtype) for k in range(inner_steps)]
+        query = tiny_episodes(num_tasks=4, seed=seed + 100).to(dtype)
         cpu_stats = cpu.update(supports, query)
         cuda_stats = cuda.update([s.to("cuda") for s in supports], query.to("cuda"))
         assert cuda_stats.keys() == cpu_stats.keys()
