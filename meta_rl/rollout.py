@@ -92,6 +92,13 @@ class Adaptation:
         return sum(batch.num_steps for batch in self.batches)
 
 
+def synchronize(device: torch.device | str) -> None:
+    """Wait for the work queued on a CUDA ``device``, so a wall-clock time covers it; nothing on the CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def collect_and_adapt(
     sampler: SamplerBackend,
     policy: GaussianMLPPolicy,
@@ -124,6 +131,7 @@ def collect_and_adapt(
         if isinstance(step_size, dict):
             step_size = {name: value.detach() for name, value in step_size.items()}
         adapted = adapt(policy, adapted, batch, step_size, first_order=True, estimator=config.inner.estimator)
+        synchronize(device)  # else a GPU's adaptation would be timed as the next collect's sampling
         result.seconds["adaptation"] += time.perf_counter() - tick
     result.params = adapted
     return result

@@ -14,6 +14,9 @@ batched-matmul throughput on the hidden layer's shape: how far each phase is fro
 
     python scripts/benchmark_iteration.py                       # navigation-maml, 5 + 2 iterations
     python scripts/benchmark_iteration.py navigation-metasgd --iterations 5 --reference-iterations 1
+    python scripts/benchmark_iteration.py cheetah-vel-maml --device cuda   # updates on the GPU, sampling on the CPU
+
+With ``--device cuda`` both sides sample on the CPU and adapt and update on the GPU (as the best-known code does).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from meta_rl.adaptation import adapt
 from meta_rl.config import Config, load_config
 from meta_rl.episodes import Episodes
 from meta_rl.policy import GaussianMLPPolicy, Params
-from meta_rl.rollout import process
+from meta_rl.rollout import process, synchronize
 from meta_rl.runtime import keep_freed_memory
 from meta_rl.trainer import Trainer
 
@@ -86,25 +89,31 @@ def per_task_collect(policy: GaussianMLPPolicy, params: list[Params], tasks: np.
 
 
 def reference_iteration(trainer: Trainer) -> dict[str, float]:
-    """One meta-iteration the plain way (loops over tasks); same sizes and hyper-parameters as ``trainer``."""
+    """One meta-iteration the plain way (loops over tasks); same sizes and hyper-parameters as ``trainer``.
+    Sampling runs on the CPU, adaptation and the update where ``trainer``'s learner is."""
     config, learner, policy = trainer.config, trainer.learner, trainer.policy
+    device = trainer.device
     timings = {}
     tasks = trainer.sampler.envs.sample_tasks(config.meta_batch_size, trainer.rng)
     params = {k: v.detach() for k, v in learner.params.items()}
     tick = time.perf_counter()
-    support = per_task_collect(policy, [params] * len(tasks), tasks, config, trainer.generator)
+    on_cpu = {k: v.cpu() for k, v in params.items()}
+    support = per_task_collect(policy, [on_cpu] * len(tasks), tasks, config, trainer.generator).to(device)
     timings["sampling"] = time.perf_counter() - tick
     tick = time.perf_counter()
     adapted = [
         {k: v[0] for k, v in adapt(policy, params, support.select_tasks(slice(m, m + 1)), learner.step_size()).items()}
         for m in range(len(tasks))
     ]
+    synchronize(device)
     timings["adaptation"] = time.perf_counter() - tick
     tick = time.perf_counter()
-    query = per_task_collect(policy, adapted, tasks, config, trainer.generator)
+    adapted = [{k: v.cpu() for k, v in task_params.items()} for task_params in adapted]
+    query = per_task_collect(policy, adapted, tasks, config, trainer.generator).to(device)
     timings["sampling"] += time.perf_counter() - tick
     tick = time.perf_counter()
     per_task_trpo_update(learner, support, query)
+    synchronize(device)
     timings["outer_update"] = time.perf_counter() - tick
     timings["env_steps"] = float(support.num_steps + query.num_steps)
     return timings
@@ -120,14 +129,15 @@ def matmul_flops(fn: Callable[[], object]) -> float:
 def print_floor(trainer: Trainer, stats: list[dict[str, float]]) -> None:
     """Time and count the passes of one update and one adaptation on a fresh meta-batch; print them against the
     matmul floor (FLOPs / measured batched-matmul throughput)."""
-    config, learner = trainer.config, trainer.learner
+    config, learner, device = trainer.config, trainer.learner, trainer.device
     if config.outer.fvp != "analytic" or config.outer.fvp_subsample < 1:
         print("\n(the floor covers the exact analytic update: outer.fvp=analytic, outer.fvp_subsample=1)")
         return
     batch = trainer.sample_meta_batch()
     supports, query = batch.supports, batch.query
     algorithm = learner.algorithm
-    vector = torch.randn(sum(t.numel() for t in learner.meta_parameters()))
+    flat = torch.cat([t.detach().reshape(-1) for t in learner.meta_parameters()])
+    vector = torch.randn(flat.shape, dtype=flat.dtype, device=device)
     objective = algorithm.analytic_objective(supports, query)
 
     def gradient() -> None:
@@ -146,12 +156,12 @@ def print_floor(trainer: Trainer, stats: list[dict[str, float]]) -> None:
               float(config.outer.cg_iters), lambda: objective(vector)), ("line-search trial", trials, trial)]
     width = max(config.policy.hidden_sizes)
     samples = query.observations.shape[0] * query.observations.shape[2]
-    gflops = matmul_gflops(config.meta_batch_size, samples, width, torch.device("cpu"))
+    gflops = matmul_gflops(config.meta_batch_size, samples, width, device)
     print(f"\nfloor (bmm [{config.meta_batch_size}, {samples}, {width}] x [{width}, {width}]: {gflops:.0f} GFLOP/s)")
     print(f"{'pass':34s} {'count':>6s} {'ms each':>8s} {'GFLOP':>7s} {'floor ms':>9s} {'x floor':>8s}")
     total = floor_total = 0.0
     for name, count, fn in passes:
-        each, flops = seconds(fn, 3, torch.device("cpu")), matmul_flops(fn)
+        each, flops = seconds(fn, 3, device), matmul_flops(fn)
         floor = flops / (gflops * 1e9)
         total, floor_total = total + count * each, floor_total + count * floor
         print(f"{name:34s} {count:6.1f} {each * 1e3:8.1f} {flops / 1e9:7.2f} {floor * 1e3:9.1f} {each / floor:7.1f}x")
@@ -160,7 +170,7 @@ def print_floor(trainer: Trainer, stats: list[dict[str, float]]) -> None:
           f"{total / floor_total:7.1f}x")
     print(f"{'update as measured in training':34s} {'':6s} {measured * 1e3:8.1f} {'':7s} {'':9s} "
           f"{measured / floor_total:7.1f}x")
-    each, flops = seconds(adaptation, 3, torch.device("cpu")), matmul_flops(adaptation)
+    each, flops = seconds(adaptation, 3, device), matmul_flops(adaptation)
     print(f"{'adaptation (inner step, no graph)':34s} {1.0:6.1f} {each * 1e3:8.1f} {flops / 1e9:7.2f} "
           f"{flops / gflops / 1e6:9.1f} {each / (flops / (gflops * 1e9)):7.1f}x")
 
@@ -172,15 +182,17 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=5, help="timed iterations of ours (after 1 warm-up)")
     parser.add_argument("--reference-iterations", type=int, default=2, help="timed iterations of the reference")
     parser.add_argument("--no-floor", action="store_true", help="skip the floor analysis of the update")
+    parser.add_argument("--device", default="cpu", help="where both sides adapt and update: cpu, cuda or cuda:N")
     parser.add_argument("overrides", nargs="*", default=[], metavar="key=value")
     args = parser.parse_args()
     if "=" in args.preset:  # only overrides were given
         args.overrides, args.preset = [args.preset, *args.overrides], "navigation-maml"
-    config = load_config(args.preset, [*args.overrides, "device=cpu"])
+    config = load_config(args.preset, [*args.overrides, f"device={args.device}"])
     if config.outer.optimizer != "trpo" or config.inner.num_steps != 1:
         parser.error("the reference covers one-step TRPO presets")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads), meta_rl_envs from {meta_rl_envs.__file__}")
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads), meta_rl_envs from {meta_rl_envs.__file__}"
+          + (f", {torch.cuda.get_device_name(config.device)}" if config.device.startswith("cuda") else ""))
     print(f"preset {args.preset}: {config.meta_batch_size} tasks x {config.episodes_per_task} episodes x "
           f"horizon {config.horizon}, {config.policy.hidden_sizes} {config.policy.activation} policy, "
           f"CG {config.outer.cg_iters} iterations")

@@ -39,17 +39,12 @@ import torch
 
 from meta_rl.config import load_config, replace_validated
 from meta_rl.meta_learner import MetaLearner
+from meta_rl.rollout import synchronize
 from meta_rl.runtime import keep_freed_memory
 from meta_rl.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the per-task reference: a test oracle
 from reference import per_task_trpo_update
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued GPU work so wall-clock times are real."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def seconds(fn: Callable[[], object], repeats: int, device: torch.device) -> float:

@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 TINY = ["meta_batch_size=2", "episodes_per_task=2", "horizon=10", "policy.hidden_sizes=[8]", "outer.cg_iters=3",
         "torch_threads=1"]
@@ -21,9 +23,11 @@ def run(script: str, *args: str) -> str:
     return subprocess.run(command, capture_output=True, text=True, check=True, timeout=300, env=env).stdout
 
 
-def test_benchmark_iteration_prints_the_phases_and_the_floor_of_each_pass() -> None:
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+def test_benchmark_iteration_prints_the_phases_and_the_floor_of_each_pass(device: str) -> None:
     """Every phase and every pass of the floor is printed, with one Fisher-vector product per CG step."""
-    out = run("benchmark_iteration.py", "navigation-maml", *TINY, "--iterations", "1", "--reference-iterations", "1")
+    out = run("benchmark_iteration.py", "navigation-maml", *TINY, "--iterations", "1", "--reference-iterations", "1",
+              "--device", device)
     for row in ("sampling", "outer_update", "iteration", "env steps per second", "objective + meta-gradient",
                 "update: sum of the passes", "update as measured in training", "adaptation (inner step, no graph)"):
         assert row in out, f"{row!r} missing from:\n{out}"

@@ -6,13 +6,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_update.py"
 TINY = ["meta_batch_size=2", "episodes_per_task=2", "horizon=10", "policy.hidden_sizes=[8]", "outer.cg_iters=3",
         "torch_threads=1"]
 
 
-def test_benchmark_update_prints_every_variant_and_the_estimator_comparison():
-    args = [sys.executable, str(SCRIPT), "navigation-maml", "--repeats", "1"]
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device"))])
+def test_benchmark_update_prints_every_variant_and_the_estimator_comparison(device: str) -> None:
+    args = [sys.executable, str(SCRIPT), "navigation-maml", "--repeats", "1", "--device", device]
     for override in TINY:
         args += ["--override", override]
     out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=300).stdout
