@@ -38,7 +38,7 @@ step() {  # step NAME SECONDS COMMAND...: run it under a time limit, log to OUT_
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee "$out/gpu.log"
 step cuda-tests 150 "$python" -m pytest -q -p no:cacheprovider -rs -k cuda \
-    tests/test_meta_learner.py tests/test_benchmark_iteration.py tests/test_benchmark_update.py
+    tests/test_meta_learner.py tests/test_trainer.py tests/test_benchmark_iteration.py tests/test_benchmark_update.py
 step benchmark-update 180 "$python" scripts/benchmark_update.py --device cuda
 step iteration-navigation 100 "$python" scripts/benchmark_iteration.py navigation-maml --device cuda
 step iteration-cheetah 120 "$python" scripts/benchmark_iteration.py cheetah-vel-maml --device cuda --iterations 2 \

@@ -85,3 +85,29 @@ def test_train_from_python_takes_a_config_with_overrides_refuses_a_used_director
     straight = meta_rl.train(config, tmp_path / "straight", overrides=["seed=3", "iterations=3"], progress=False)
     for name, value in straight.params.items():
         assert torch.equal(resumed.params[name], value), name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("preset", ["navigation-maml", "navigation-metasgd", "cheetah-vel-maml"])
+def test_training_on_cuda_matches_cpu_and_its_checkpoint_resumes_on_the_cpu(tmp_path, preset):
+    """Sampling stays on the CPU, so the first batch is the same on both; the adapted policies' returns and the
+    updated parameters agree to float tolerance; a checkpoint written with updates on the GPU resumes on the CPU."""
+    runs = {}
+    for device in ("cpu", "cuda"):
+        trainer = Trainer(load_config(preset, [*tiny(5), "iterations=1", f"device={device}"]), tmp_path / device)
+        try:
+            history = trainer.train(progress=False)
+            runs[device] = history[0], {k: v.detach().cpu() for k, v in trainer.learner.params.items()}
+        finally:
+            trainer.close()
+    (cpu_returns, cpu_params), (cuda_returns, cuda_params) = runs["cpu"], runs["cuda"]
+    assert cuda_returns["returns/step_0"] == cpu_returns["returns/step_0"]  # the same parameters sampled
+    assert cuda_returns["returns/step_1"] == pytest.approx(cpu_returns["returns/step_1"], rel=1e-3)
+    for name, value in cpu_params.items():
+        torch.testing.assert_close(cuda_params[name], value, rtol=1e-3, atol=1e-4, msg=name)
+    resumed = Trainer.resume(tmp_path / "cuda", {"device": "cpu", "iterations": 2})
+    try:
+        resumed.train(progress=False)
+        assert resumed.iteration == 2 and all(v.device.type == "cpu" for v in resumed.learner.params.values())
+    finally:
+        resumed.close()
