@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--no-floor", action="store_true", help="skip the floor analysis of the update")
     parser.add_argument("--device", default="cpu", help="where both sides adapt and update: cpu, cuda or cuda:N")
     parser.add_argument("overrides", nargs="*", default=[], metavar="key=value")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # overrides may come before or after the options
     if "=" in args.preset:  # only overrides were given
         args.overrides, args.preset = [args.preset, *args.overrides], "navigation-maml"
     config = load_config(args.preset, [*args.overrides, f"device={args.device}"])

@@ -91,17 +91,20 @@ def test_train_from_python_takes_a_config_with_overrides_refuses_a_used_director
 @pytest.mark.parametrize("preset", ["navigation-maml", "navigation-metasgd", "cheetah-vel-maml"])
 def test_training_on_cuda_matches_cpu_and_its_checkpoint_resumes_on_the_cpu(tmp_path, preset):
     """Sampling stays on the CPU, so the first batch is the same on both; the adapted policies' returns and the
-    updated parameters agree to float tolerance; a checkpoint written with updates on the GPU resumes on the CPU."""
+    updated parameters agree to float tolerance; a checkpoint written with updates on the GPU resumes on the CPU.
+    Short episodes and 3 CG steps: longer ones (cheetah) and 10 steps amplify rounding past the tolerance."""
     runs = {}
+    overrides = [*tiny(5), "horizon=10", "outer.cg_iters=3", "iterations=1"]
     for device in ("cpu", "cuda"):
-        trainer = Trainer(load_config(preset, [*tiny(5), "iterations=1", f"device={device}"]), tmp_path / device)
+        trainer = Trainer(load_config(preset, [*overrides, f"device={device}"]), tmp_path / device)
         try:
             history = trainer.train(progress=False)
             runs[device] = history[0], {k: v.detach().cpu() for k, v in trainer.learner.params.items()}
         finally:
             trainer.close()
     (cpu_returns, cpu_params), (cuda_returns, cuda_params) = runs["cpu"], runs["cuda"]
-    assert cuda_returns["returns/step_0"] == cpu_returns["returns/step_0"]  # the same parameters sampled
+    # the same parameters sample the same episodes; their mean is taken on the update's device
+    assert cuda_returns["returns/step_0"] == pytest.approx(cpu_returns["returns/step_0"], rel=1e-6)
     assert cuda_returns["returns/step_1"] == pytest.approx(cpu_returns["returns/step_1"], rel=1e-3)
     for name, value in cpu_params.items():
         torch.testing.assert_close(cuda_params[name], value, rtol=1e-3, atol=1e-4, msg=name)
