@@ -3,13 +3,16 @@
 
 Trains a preset for ``--iterations`` and, at every update, solves the same system ``F x = g`` several ways next to
 the step training takes: cold starts (from 0) of 3, 5 and 10 steps, warm starts of 3, 5 and 10 steps from the
-previous iteration's solution (scaled to fit ``g``), and a converged solve (``--converged`` steps). Each is scored
+previous iteration's solution (scaled to fit ``g``), and a converged solve (``--converged`` steps); with
+``--jacobi-probes P``, also 3, 5 and 10 steps preconditioned by F's diagonal (estimated from P Rademacher probes
+``z * F z``, P more products: an upper bound on what a cheaper diagonal estimate would do). Each is scored
 by its F-cosine to the converged solution, ``<x, x*>_F / (|x|_F |x*|_F)``: the fraction of the best linear
 improvement a trust-region step along ``x`` reaches (1 is the exact natural gradient). ``previous`` scores the
 previous solution itself. Training takes the cold 10-step (default ``outer.cg_iters``) step, as always.
 
     python research/cg_warm_start.py navigation-maml --iterations 25
     python research/cg_warm_start.py cheetah-vel-maml --iterations 6
+    python research/cg_warm_start.py navigation-maml --iterations 12 --jacobi-probes 20
 """
 
 from __future__ import annotations
@@ -45,11 +48,37 @@ def warm_solve(matvec: Callable[[Tensor], Tensor], b: Tensor, start: Tensor, ste
     return scale * start + conjugate_gradient(matvec, b - scale * product, steps).solution
 
 
+def preconditioned_solve(matvec: Callable[[Tensor], Tensor], b: Tensor, diagonal: Tensor, steps: int) -> Tensor:
+    """``steps`` steps of conjugate gradient on ``F x = b`` preconditioned by ``diag(diagonal)``, from 0."""
+    x, residual = torch.zeros_like(b), b.clone()
+    preconditioned = residual / diagonal
+    direction, inner = preconditioned.clone(), residual @ preconditioned
+    for _ in range(steps):
+        product = matvec(direction)
+        alpha = inner / (direction @ product)
+        x, residual = x + alpha * direction, residual - alpha * product
+        preconditioned = residual / diagonal
+        new_inner = residual @ preconditioned
+        direction, inner = preconditioned + (new_inner / inner) * direction, new_inner
+    return x
+
+
+def estimated_diagonal(matvec: Callable[[Tensor], Tensor], like: Tensor, probes: int, seed: int) -> Tensor:
+    """Hutchinson's estimate of ``diag(F)``, the mean of ``z * F z`` over Rademacher ``z``, kept positive."""
+    generator = torch.Generator().manual_seed(seed)
+    total = torch.zeros_like(like)
+    for _ in range(probes):
+        z = (torch.randint(0, 2, like.shape, generator=generator) * 2 - 1).to(like)
+        total += z * matvec(z)
+    estimate = total / probes
+    return estimate.clamp_min(1e-3 * estimate.abs().mean())
+
+
 class Study:
     """Stands in for TRPO's ``conjugate_gradient``: returns the solve training asks for, scores the others."""
 
-    def __init__(self, converged_steps: int) -> None:
-        self.converged_steps = converged_steps
+    def __init__(self, converged_steps: int, jacobi_probes: int = 0) -> None:
+        self.converged_steps, self.jacobi_probes = converged_steps, jacobi_probes
         self.previous: Tensor | None = None
         self.rows: list[dict[str, float]] = []
 
@@ -65,6 +94,11 @@ class Study:
                 for k in STEPS:
                     row[f"warm-{k}"] = f_cosine(matvec, warm_solve(matvec, b, self.previous, k), target,
                                                 target_product)
+            if self.jacobi_probes:
+                diagonal = estimated_diagonal(matvec, b, self.jacobi_probes, seed=len(self.rows))
+                for k in STEPS:
+                    row[f"jacobi-{k}"] = f_cosine(matvec, preconditioned_solve(matvec, b, diagonal, k), target,
+                                                  target_product)
         self.previous = result.solution.detach().clone()
         self.rows.append(row)
         print(f"update {len(self.rows):3d}: " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
@@ -76,9 +110,10 @@ def main() -> None:
     parser.add_argument("preset")
     parser.add_argument("--iterations", type=int, default=25)
     parser.add_argument("--converged", type=int, default=60, help="CG steps of the reference solve")
+    parser.add_argument("--jacobi-probes", type=int, default=0, help="probes of F's diagonal (0: no preconditioning)")
     parser.add_argument("overrides", nargs="*", default=[], metavar="key=value")
     args = parser.parse_intermixed_args()
-    study = Study(args.converged)
+    study = Study(args.converged, args.jacobi_probes)
     meta_rl.outer.trpo.conjugate_gradient = study  # TRPO looks the function up in its module at each update
     trainer = make_trainer(args.preset, tempfile.mkdtemp(), args.overrides)
     if trainer.config.outer.optimizer != "trpo":

@@ -35,11 +35,25 @@ def test_f_cosine_is_one_only_along_the_solution_and_a_warm_start_from_it_stays_
     torch.testing.assert_close(study.warm_solve(matvec, b, torch.ones(6, dtype=torch.float64), 6), solution)
 
 
+def test_a_preconditioned_solve_solves_a_diagonal_system_in_one_step_and_any_system_in_n() -> None:
+    study = load_script("research/cg_warm_start.py")
+    diagonal = torch.tensor([1.0, 10.0, 100.0, 1000.0], dtype=torch.float64)
+    b = torch.ones(4, dtype=torch.float64)
+    torch.testing.assert_close(study.preconditioned_solve(lambda v: diagonal * v, b, diagonal, 1), b / diagonal)
+    matrix = spd(5, 1)
+    solution = study.preconditioned_solve(lambda v: matrix @ v, torch.ones(5, dtype=torch.float64),
+                                          torch.diagonal(matrix), 5)
+    torch.testing.assert_close(matrix @ solution, torch.ones(5, dtype=torch.float64))
+    # Hutchinson's estimate of a diagonal matrix's diagonal is exact from one probe: z * (D z) = D z^2 = D.
+    torch.testing.assert_close(study.estimated_diagonal(lambda v: diagonal * v, b, 1, seed=0), diagonal)
+
+
 def test_runs_on_a_tiny_preset_and_prints_every_variant() -> None:
     command = [sys.executable, str(ROOT / "research" / "cg_warm_start.py"), "navigation-maml", "--iterations", "3",
-               "--converged", "20", *TINY]
+               "--converged", "20", "--jacobi-probes", "2", *TINY]
     out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=300).stdout
     summary = out.splitlines()[-1].split()
     names, values = summary[0::2], [float(v) for v in summary[1::2]]
-    assert names == ["cold-3", "cold-5", "cold-10", "previous", "warm-3", "warm-5", "warm-10"]
+    assert names == ["cold-3", "cold-5", "cold-10", "previous", "warm-3", "warm-5", "warm-10", "jacobi-3", "jacobi-5",
+                     "jacobi-10"]
     assert all(-1.0 <= v <= 1.0 + 1e-6 for v in values), out
