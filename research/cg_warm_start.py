@@ -49,18 +49,10 @@ def warm_solve(matvec: Callable[[Tensor], Tensor], b: Tensor, start: Tensor, ste
 
 
 def preconditioned_solve(matvec: Callable[[Tensor], Tensor], b: Tensor, diagonal: Tensor, steps: int) -> Tensor:
-    """``steps`` steps of conjugate gradient on ``F x = b`` preconditioned by ``diag(diagonal)``, from 0."""
-    x, residual = torch.zeros_like(b), b.clone()
-    preconditioned = residual / diagonal
-    direction, inner = preconditioned.clone(), residual @ preconditioned
-    for _ in range(steps):
-        product = matvec(direction)
-        alpha = inner / (direction @ product)
-        x, residual = x + alpha * direction, residual - alpha * product
-        preconditioned = residual / diagonal
-        new_inner = residual @ preconditioned
-        direction, inner = preconditioned + (new_inner / inner) * direction, new_inner
-    return x
+    """``steps`` steps of conjugate gradient on ``F x = b`` preconditioned by ``diag(diagonal)``, from 0: plain CG
+    on ``S F S y = S b`` with ``S = diag(diagonal)^(-1/2)``, then ``x = S y`` (the same iterates)."""
+    scale = diagonal.rsqrt()
+    return scale * conjugate_gradient(lambda v: scale * matvec(scale * v), scale * b, steps).solution
 
 
 def estimated_diagonal(matvec: Callable[[Tensor], Tensor], like: Tensor, probes: int, seed: int) -> Tensor:
