@@ -8,6 +8,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import torch
 
 from meta_rl.episodes import Episodes
@@ -33,6 +34,10 @@ PRESETS = sorted([*CHEETAH_PRESETS, *PROMP_PRESETS, *ANT_PRESETS, *PARAMS_PRESET
 
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+ON_CUDA = pytest.param("cuda", marks=needs_cuda)  # a device parameter that runs where CUDA is
 
 
 def load_script(relative_path: str) -> ModuleType:

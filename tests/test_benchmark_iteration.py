@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import ON_CUDA
 
-CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 TINY = ["meta_batch_size=2", "episodes_per_task=2", "horizon=10", "policy.hidden_sizes=[8]", "outer.cg_iters=3",
         "torch_threads=1"]
@@ -23,7 +23,7 @@ def run(script: str, *args: str) -> str:
     return subprocess.run(command, capture_output=True, text=True, check=True, timeout=300, env=env).stdout
 
 
-@pytest.mark.parametrize("device", ["cpu", CUDA])
+@pytest.mark.parametrize("device", ["cpu", ON_CUDA])
 def test_benchmark_iteration_prints_the_phases_and_the_floor_of_each_pass(device: str) -> None:
     """Every phase and every pass of the floor is printed, with one Fisher-vector product per CG step."""
     out = run("benchmark_iteration.py", "navigation-maml", *TINY, "--iterations", "1", "--reference-iterations", "1",

@@ -7,15 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
+from helpers import ON_CUDA
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_update.py"
 TINY = ["meta_batch_size=2", "episodes_per_task=2", "horizon=10", "policy.hidden_sizes=[8]", "outer.cg_iters=3",
         "torch_threads=1"]
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA device"))])
+@pytest.mark.parametrize("device", ["cpu", ON_CUDA])
 def test_benchmark_update_prints_every_variant_and_the_estimator_comparison(device: str) -> None:
     args = [sys.executable, str(SCRIPT), "navigation-maml", "--repeats", "1", "--device", device]
     for override in TINY:

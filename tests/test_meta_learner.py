@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import flat, tiny_episodes, tiny_params, tiny_policy, unflat
+from helpers import flat, needs_cuda, tiny_episodes, tiny_params, tiny_policy, unflat
 from reference import per_task_trpo_update
 
 from meta_rl.adaptation import adapt, init_step_sizes, masked_task_mean
@@ -173,7 +173,7 @@ def assert_updates_agree(algorithm: str, inner_steps: int, estimator: str, outer
         torch.testing.assert_close(a.detach(), b.detach().cpu(), **tolerance)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@needs_cuda
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("algorithm", "inner_steps", "estimator", "outer"), CUDA_VARIANTS)
 def test_update_on_cuda_matches_cpu(algorithm: str, inner_steps: int, estimator: str, outer: dict,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import needs_cuda
 
 from meta_rl.config import load_config
 from meta_rl.trainer import Trainer
@@ -87,7 +88,7 @@ def test_train_from_python_takes_a_config_with_overrides_refuses_a_used_director
         assert torch.equal(resumed.params[name], value), name
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@needs_cuda
 @pytest.mark.parametrize("preset", ["navigation-maml", "navigation-metasgd", "cheetah-vel-maml"])
 def test_training_on_cuda_matches_cpu_and_its_checkpoint_resumes_on_the_cpu(tmp_path, preset):
     """Sampling stays on the CPU, so the first batch is the same on both; the adapted policies' returns and the
